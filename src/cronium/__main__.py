@@ -1,0 +1,3 @@
+from cronium.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""Pagination, sorting and ownership rules shared by every list and detail route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from cronium.api.deps import Principal
+from cronium.errors import NotFound, ValidationFailed
+
+T = TypeVar("T")
+ModelT = TypeVar("ModelT")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    offset: int
+    sort: str | None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=200, description="Items per page (1-200).")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    sort: Annotated[
+        str | None, Query(max_length=64, description="Field to sort by; prefix '-' for descending.")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit, offset, sort)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def apply_sort(
+    stmt: Select[Any],
+    sort: str | None,
+    allowed: dict[str, InstrumentedAttribute[Any]],
+    default: str,
+    tiebreak: InstrumentedAttribute[Any],
+) -> Select[Any]:
+    spec = sort or default
+    descending = spec.startswith("-")
+    name = spec.lstrip("-")
+    column = allowed.get(name)
+    if column is None:
+        raise ValidationFailed(
+            f"cannot sort by {name!r}; choose one of: {', '.join(sorted(allowed))}",
+            details={"field": "sort"},
+        )
+    order = column.desc() if descending else column.asc()
+    return stmt.order_by(order, tiebreak.desc() if descending else tiebreak.asc())
+
+
+async def paginate(db: AsyncSession, stmt: Select[Any], params: PageParams) -> tuple[list[Any], int]:
+    total = await db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = (await db.scalars(stmt.limit(params.limit).offset(params.offset))).all()
+    return list(rows), int(total or 0)
+
+
+def visible(stmt: Select[Any], owner_col: InstrumentedAttribute[int], principal: Principal) -> Select[Any]:
+    """Restrict a query to what the principal may read."""
+    return stmt if principal.sees_all else stmt.where(owner_col == principal.user_id)
+
+
+async def get_visible(
+    db: AsyncSession,
+    model: type[ModelT],
+    object_id: int,
+    principal: Principal,
+    *,
+    for_write: bool = False,
+    what: str | None = None,
+) -> ModelT:
+    """Load one object the principal may read (or change); a foreign object is a 404.
+
+    Answering 404 rather than 403 does not reveal that another user's object exists.
+    """
+    obj = await db.get(model, object_id, with_for_update=for_write)
+    owner_id = getattr(obj, "owner_id", None)
+    allowed = obj is not None and (
+        principal.is_admin or owner_id == principal.user_id or (principal.sees_all and not for_write)
+    )
+    if not allowed:
+        label = what or getattr(model, "__tablename__", "object").rstrip("s")
+        raise NotFound(f"{label} {object_id} not found")
+    assert obj is not None
+    return obj

@@ -1,0 +1,49 @@
+"""ASGI app factory and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from cronium import __version__
+from cronium.api.errors import install_error_handlers
+from cronium.api.routers import auth, events, health, servers, tokens, users, variables
+from cronium.config import Settings
+from cronium.core import Core, open_core
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
+    """Build the app. With `core` given (CLI, tests) the caller owns its lifecycle."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = core is None
+        app.state.core = core if core is not None else await open_core(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.core.close()
+
+    app = FastAPI(
+        title="Cronium",
+        version=__version__,
+        description="Self-hosted automation: scripts, HTTP requests and tool actions on schedules.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    if core is not None:
+        app.state.core = core
+    install_error_handlers(app)
+    app.include_router(health.router)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, users, tokens, events, servers, variables):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,177 @@
+"""The `cronium` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, TypeVar
+
+import typer
+
+from cronium import __version__
+from cronium.config import Settings, load_settings
+from cronium.core import Core, open_core
+from cronium.db.models import Role
+from cronium.errors import CroniumError
+
+app = typer.Typer(
+    name="cronium",
+    help="Cronium: self-hosted automation platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+EXIT_CONFIG = 2
+
+
+def _fail(message: str, code: int = EXIT_CONFIG) -> None:
+    typer.echo(f"cronium: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except CroniumError as exc:
+        _fail(exc.message)
+        raise AssertionError from exc  # unreachable: _fail raises
+
+
+def _run(action: Callable[[Core], Awaitable[T]], *, migrate: bool = True) -> T:
+    settings = _settings()
+    _configure_logging(settings)
+
+    async def _main() -> T:
+        core = await open_core(settings, run_migrations=migrate)
+        try:
+            return await action(core)
+        finally:
+            await core.close()
+
+    try:
+        return asyncio.run(_main())
+    except CroniumError as exc:
+        _fail(exc.message, EXIT_CONFIG if exc.code == "config_error" else 1)
+        raise AssertionError from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.value.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if settings.log_level.value != "debug":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (serve also does this on start)."""
+
+    async def _noop(core: Core) -> None:
+        from cronium.db.migrate import current_revision
+
+        typer.echo(f"database at revision {await current_revision(core.engine)}")
+
+    _run(_noop)
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.")],
+    role: Annotated[Role, typer.Option(help="admin, user or viewer.")] = Role.user,
+) -> None:
+    """Create a user."""
+    from cronium.domain.accounts import create_user as _create
+
+    async def _action(core: Core) -> int:
+        async with core.sessions() as db, db.begin():
+            user = await _create(db, email, password, role)
+            return user.id
+
+    user_id = _run(_action)
+    typer.echo(f"created {role.value} {email.strip().lower()} (id {user_id})")
+
+
+@app.command("create-token")
+def create_token(
+    email: Annotated[str, typer.Option(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")],
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+) -> None:
+    """Create an API token and print it (shown only once)."""
+    from cronium.domain.accounts import create_api_token, require_user
+
+    async def _action(core: Core) -> str:
+        async with core.sessions() as db, db.begin():
+            user = await require_user(db, email)
+            expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+            _, token = await create_api_token(db, user.id, name, expires)
+            return token
+
+    typer.echo(_run(_action))
+
+
+@app.command()
+def serve(
+    roles: Annotated[
+        str, typer.Option(help="Comma-separated roles to run: api,scheduler,worker.")
+    ] = "api,scheduler,worker",
+) -> None:
+    """Run Cronium: web UI, REST API, Runtime API, scheduler and workers in one process."""
+    import uvicorn
+
+    from cronium.app import create_app
+
+    wanted = {r.strip() for r in roles.split(",") if r.strip()}
+    unknown = wanted - {"api", "scheduler", "worker"}
+    if unknown or not wanted:
+        _fail(f"--roles: unknown role(s) {', '.join(sorted(unknown)) or '(none given)'}; use api,scheduler,worker")
+    settings = _settings()
+    _configure_logging(settings)
+
+    async def _serve() -> None:
+        core = await open_core(settings)
+        try:
+            config = uvicorn.Config(
+                create_app(settings, core=core),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level.value,
+                proxy_headers=False,
+                lifespan="on",
+            )
+            server = uvicorn.Server(config)
+            logging.getLogger("cronium").info(
+                "Cronium %s listening on http://%s:%s", __version__, settings.host, settings.port
+            )
+            await server.serve()
+        finally:
+            await core.close()
+
+    try:
+        asyncio.run(_serve())
+    except CroniumError as exc:
+        _fail(exc.message)
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    # SIGTERM behaves like Ctrl-C so embedded PostgreSQL is stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    app()

@@ -1,0 +1,176 @@
+"""Settings from the environment, with exactly the names of the design contract.
+
+Built once by the app factory or the CLI (never at import), validated eagerly so a bad
+value stops the process with one clear line instead of a traceback later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from cronium.errors import ConfigError
+
+
+class ExecutorChoice(StrEnum):
+    auto = "auto"
+    container = "container"
+    local = "local"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cronium"
+
+
+class Settings(BaseSettings):
+    """Every setting Cronium reads. Names are part of the public contract."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Field(default_factory=_default_data_dir, validation_alias="CRONIUM_DATA_DIR")
+    host: str = Field(default="127.0.0.1", validation_alias="CRONIUM_HOST")
+    port: int = Field(default=8080, validation_alias="CRONIUM_PORT")
+    secret_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("CRONIUM_SECRET_KEY")
+    )
+    encryption_key: str | None = Field(default=None, validation_alias="CRONIUM_ENCRYPTION_KEY")
+    valkey_url: str | None = Field(default=None, validation_alias="VALKEY_URL")
+    executor: ExecutorChoice = Field(default=ExecutorChoice.auto, validation_alias="CRONIUM_EXECUTOR")
+    docker_host: str | None = Field(default=None, validation_alias="DOCKER_HOST")
+    runtime_socket: Path | None = Field(default=None, validation_alias="CRONIUM_RUNTIME_SOCKET")
+    admin_email: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_EMAIL")
+    admin_password: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_PASSWORD")
+    log_level: LogLevel = Field(default=LogLevel.info, validation_alias="CRONIUM_LOG_LEVEL")
+    worker_concurrency: int = Field(default=8, validation_alias="CRONIUM_WORKER_CONCURRENCY")
+    session_ttl_s: int = Field(default=7 * 24 * 3600, validation_alias="CRONIUM_SESSION_TTL_SECONDS")
+    secure_cookies: bool = Field(default=False, validation_alias="CRONIUM_SECURE_COOKIES")
+    db_connect_timeout_s: float = Field(default=10.0, validation_alias="CRONIUM_DB_CONNECT_TIMEOUT_SECONDS")
+
+    @field_validator("port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError(f"must be between 1 and 65535, got {value}")
+        return value
+
+    @field_validator("worker_concurrency")
+    @classmethod
+    def _positive_concurrency(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a URL of the form postgresql://user:pass@host:5432/db") from None
+        if url.get_backend_name() not in ("postgresql", "postgres"):
+            raise ValueError(f"must be a postgresql:// URL, got scheme {url.drivername!r}")
+        if not url.database:
+            raise ValueError("names no database (expected postgresql://user@host:5432/dbname)")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must be at least 32 characters long")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _valid_encryption_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        decode_encryption_key(value)
+        return value
+
+    @field_validator("admin_email")
+    @classmethod
+    def _normalise_admin_email(cls, value: str | None) -> str | None:
+        return value.strip().lower() if value else None
+
+    @property
+    def runtime_socket_path(self) -> Path:
+        return self.runtime_socket or (self.data_dir / "run" / "runtime.sock")
+
+
+def decode_encryption_key(value: str) -> bytes:
+    """Decode a base64 AES-256 key; raise ValueError with a reason a user understands."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be 32 random bytes encoded in base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+_FILE_VARIANTS = (
+    "DATABASE_URL",
+    "CRONIUM_SECRET_KEY",
+    "CRONIUM_ENCRYPTION_KEY",
+    "CRONIUM_ADMIN_PASSWORD",
+    "VALKEY_URL",
+)
+
+
+def _file_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Support `NAME_FILE` for secrets (Docker secrets): the file's content wins if NAME is unset."""
+    values: dict[str, Any] = {}
+    for name in _FILE_VARIANTS:
+        path = environ.get(f"{name}_FILE")
+        if path and not environ.get(name):
+            try:
+                values[name] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ConfigError with one readable line."""
+    try:
+        file_values = _file_overrides(dict(os.environ))
+        return Settings(**file_values, **overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err["loc"][0] if err["loc"] else "settings"
+        name = _env_name(str(loc))
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from None
+
+
+def _env_name(field_or_alias: str) -> str:
+    if field_or_alias.isupper():
+        return field_or_alias
+    field = Settings.model_fields.get(field_or_alias)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_or_alias.upper()

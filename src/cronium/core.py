@@ -1,0 +1,135 @@
+"""The process-wide state every role shares: settings, database, cipher, limits.
+
+Opened once by `cronium serve` (or the app lifespan in tests) and closed on shutdown.
+Opening does the slow, failure-prone work up front so a bad setting stops the process
+with one clear line: embedded PostgreSQL, the connection check and migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cronium.config import Settings
+from cronium.db import migrate
+from cronium.db.models import Role, User
+from cronium.db.session import create_engine, session_factory
+from cronium.errors import ConfigError
+from cronium.security.crypto import Cipher, load_or_create_key
+from cronium.security.passwords import hash_password
+from cronium.services.ratelimit import MemoryRateLimiter, RateLimiter
+
+log = logging.getLogger("cronium.core")
+
+SECRET_KEY_FILE = "secret.key"
+
+
+@dataclass
+class Core:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: Cipher
+    secret_key: str
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
+    embedded: object | None = None
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        stop = getattr(self.embedded, "stop", None)
+        if stop is not None:
+            await asyncio.to_thread(stop)
+
+
+async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
+    """Connect (starting embedded PostgreSQL when no DATABASE_URL), migrate, bootstrap."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    url = settings.database_url
+    if url is None:
+        from cronium.db.embedded import EmbeddedPostgres
+
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start)
+        log.info("embedded PostgreSQL running in %s", settings.data_dir / "postgres")
+    engine = create_engine(url, connect_timeout_s=settings.db_connect_timeout_s)
+    try:
+        await check_database(engine, url)
+        if run_migrations:
+            await migrate.upgrade(engine)
+        cipher = Cipher(load_or_create_key(settings))
+        core = Core(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            cipher=cipher,
+            secret_key=settings.secret_key or _load_or_create_secret_key(settings.data_dir),
+            embedded=embedded,
+        )
+        if run_migrations:
+            await bootstrap_admin(core)
+        return core
+    except BaseException:
+        await engine.dispose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        raise
+
+
+async def check_database(engine: AsyncEngine, url: str) -> None:
+    """Fail fast with one line naming the database we could not reach, and why."""
+    target = make_url(url)
+    where = f"{target.host or 'local socket'}:{target.port or 5432}/{target.database}"
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+    except (OSError, TimeoutError, OperationalError, DBAPIError) as exc:
+        reason = _short_reason(exc)
+        raise ConfigError(f"DATABASE_URL: cannot connect to {where}: {reason}") from None
+
+
+def _short_reason(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
+    return text.removeprefix("(").split(") ", 1)[-1] if text.startswith("(") else text
+
+
+def _load_or_create_secret_key(data_dir: Path) -> str:
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value
+
+
+async def bootstrap_admin(core: Core) -> None:
+    """Create the admin from CRONIUM_ADMIN_EMAIL/PASSWORD when the instance has no user yet."""
+    email, password = core.settings.admin_email, core.settings.admin_password
+    async with core.sessions() as session, session.begin():
+        users = await session.scalar(select(func.count()).select_from(User))
+        if users:
+            return
+        if not (email and password):
+            log.warning(
+                "no user exists yet: set CRONIUM_ADMIN_EMAIL and CRONIUM_ADMIN_PASSWORD, "
+                "or run `cronium create-user --role admin`"
+            )
+            return
+        # Serialise concurrent first starts of several nodes.
+        await session.execute(select(func.pg_advisory_xact_lock(7465302)))
+        if await session.scalar(select(func.count()).select_from(User)):
+            return
+        session.add(User(email=email, password_hash=hash_password(password), role=Role.admin))
+        log.info("created bootstrap admin %s", email)

@@ -1,0 +1,143 @@
+"""Executions (one triggering of an event), their jobs (one per target) and log lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cronium.db.models.base import (
+    Base,
+    ExecutionStatus,
+    JobStatus,
+    LogStream,
+    Trigger,
+    created_at_column,
+    id_column,
+    pg_enum,
+)
+
+
+class Execution(Base):
+    __tablename__ = "executions"
+    __table_args__ = (
+        # One execution per (event, fire time): two schedulers can never double-fire.
+        Index(
+            "uq_executions_event_fire",
+            "event_id",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=text("scheduled_for IS NOT NULL"),
+        ),
+        Index("ix_executions_event_created", "event_id", "created_at"),
+        Index("ix_executions_owner_created", "owner_id", "created_at"),
+    )
+
+    id: Mapped[int] = id_column()
+    event_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    )
+    owner_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[ExecutionStatus] = mapped_column(
+        pg_enum(ExecutionStatus, "execution_status"), nullable=False, server_default="queued"
+    )
+    trigger: Mapped[Trigger] = mapped_column(pg_enum(Trigger, "execution_trigger"), nullable=False)
+    triggered_by_user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    triggered_by: Mapped[str | None] = mapped_column(String(200))
+    parent_execution_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("executions.id", ondelete="SET NULL")
+    )
+    chain_depth: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    input: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default="{}")
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    condition: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """The queue: one row per (execution, target); claimed with SKIP LOCKED."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # Partial index of ready rows: the claim query reads only this.
+        Index(
+            "ix_jobs_ready",
+            "priority",
+            "run_after",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_jobs_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = id_column()
+    execution_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("executions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    target: Mapped[str] = mapped_column(String(200), nullable=False)
+    server_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("servers.id", ondelete="SET NULL")
+    )
+    status: Mapped[JobStatus] = mapped_column(
+        pg_enum(JobStatus, "job_status"), nullable=False, server_default="queued"
+    )
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    run_after: Mapped[datetime] = created_at_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    condition: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = created_at_column()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LogLine(Base):
+    __tablename__ = "log_lines"
+    __table_args__ = (UniqueConstraint("execution_id", "seq", name="uq_log_lines_execution_seq"),)
+
+    id: Mapped[int] = id_column()
+    execution_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("executions.id", ondelete="CASCADE"), nullable=False
+    )
+    job_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    stream: Mapped[LogStream] = mapped_column(pg_enum(LogStream, "log_stream"), nullable=False)
+    target: Mapped[str] = mapped_column(String(200), nullable=False)
+    ts: Mapped[datetime] = created_at_column()
+    line: Mapped[str] = mapped_column(Text, nullable=False)
+
+
