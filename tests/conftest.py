@@ -1,0 +1,164 @@
+"""Shared fixtures: a real PostgreSQL, one migrated template per test worker, a fresh
+database cloned from it for every test, and the four personas of the authorization rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from cronium.app import create_app
+from cronium.config import Settings, load_settings
+from cronium.core import Core, open_core
+from cronium.db.migrate import upgrade
+from cronium.db.models import ApiToken, Role, User
+from cronium.db.session import create_engine, session_factory
+from cronium.security.passwords import hash_password
+from cronium.security.tokens import display_prefix, hash_token
+
+PG_ADMIN_URL = os.environ.get("CRONIUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_ALL = os.environ.get("CRONIUM_TEST_REQUIRE_ALL") == "1"
+PASSWORD = "correct-horse-battery"
+
+
+def pg_url(database: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin_exec(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    email: str
+    role: Role
+    token: str
+    user_id: int = 0
+
+
+PERSONAS = ("admin", "user", "other", "viewer")
+
+
+@pytest.fixture(scope="session")
+def personas() -> dict[str, Persona]:
+    roles = {"admin": Role.admin, "user": Role.user, "other": Role.user, "viewer": Role.viewer}
+    return {
+        name: Persona(name, f"{name}@example.com", roles[name], "crn_" + secrets.token_urlsafe(24))
+        for name in PERSONAS
+    }
+
+
+@pytest.fixture(scope="session")
+async def template_db(personas: dict[str, Persona]) -> AsyncIterator[str]:
+    """A database migrated to head with the personas in it; tests clone it."""
+    name = f"cronium_tpl_{uuid.uuid4().hex[:10]}"
+    try:
+        await _admin_exec(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as exc:
+        if REQUIRE_ALL:
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required: {exc}")
+        pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} not reachable: {exc}")
+    engine = create_engine(pg_url(name))
+    try:
+        await upgrade(engine)
+        sessions = session_factory(engine)
+        password_hash = hash_password(PASSWORD)
+        async with sessions() as db, db.begin():
+            for index, persona in enumerate(personas.values(), start=1):
+                db.add(User(id=index, email=persona.email, password_hash=password_hash, role=persona.role))
+                await db.flush()
+                db.add(
+                    ApiToken(
+                        user_id=index,
+                        name="test",
+                        prefix=display_prefix(persona.token),
+                        token_hash=hash_token(persona.token),
+                    )
+                )
+            await db.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), 100)"))
+    finally:
+        await engine.dispose()
+    yield name
+    await _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(template_db: str) -> AsyncIterator[str]:
+    name = f"cronium_t_{uuid.uuid4().hex[:12]}"
+    await _admin_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield pg_url(name)
+    await _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        DATABASE_URL=database_url,
+        CRONIUM_DATA_DIR=str(tmp_path / "data"),
+        CRONIUM_ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        CRONIUM_SECRET_KEY=secrets.token_urlsafe(40),
+    )
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    core = await open_core(settings, run_migrations=False)
+    yield core
+    await core.close()
+
+
+@pytest.fixture
+async def client(settings: Settings, core: Core) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous client against the app (no server socket: ASGI in process)."""
+    app = create_app(settings, core=core)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+class Api:
+    """A persona's view of the API: bearer-authenticated JSON calls."""
+
+    def __init__(self, client: httpx.AsyncClient, persona: Persona) -> None:
+        self.client = client
+        self.persona = persona
+        self.headers = {"Authorization": f"Bearer {persona.token}"}
+
+    async def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {**self.headers, **dict(kwargs.pop("headers", {}) or {})}  # type: ignore[call-overload]
+        return await self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    async def get(self, path: str, **kw: object) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: object) -> httpx.Response:
+        return await self.request("POST", path, **kw)
+
+    async def patch(self, path: str, **kw: object) -> httpx.Response:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: object) -> httpx.Response:
+        return await self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient, personas: dict[str, Persona]) -> dict[str, Api]:
+    """`api["admin"]`, `api["user"]`, `api["other"]` (a second user), `api["viewer"]`."""
+    return {name: Api(client, p) for name, p in personas.items()}
