@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from cronium.app import create_app
 from cronium.config import Settings, load_settings
@@ -32,8 +33,8 @@ PASSWORD = "correct-horse-battery"
 
 
 def pg_url(database: str) -> str:
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{database}"
+    """The admin URL pointed at another database (works for TCP and Unix-socket URLs)."""
+    return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
 
 
 async def _admin_exec(sql: str) -> None:
