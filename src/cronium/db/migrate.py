@@ -38,6 +38,9 @@ async def upgrade(engine: AsyncEngine) -> None:
     cfg = alembic_config(url)
     async with engine.connect() as conn:
         await conn.exec_driver_sql("SELECT pg_advisory_lock(7465301)")
+        # The session lock outlives this commit; Alembic then owns its transactions
+        # (a migration may need an autocommit block, e.g. to add an enum value).
+        await conn.commit()
         try:
 
             def _run(sync_conn: object) -> None:

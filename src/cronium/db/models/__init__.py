@@ -8,6 +8,7 @@ from cronium.db.models.base import (
     EventStatus,
     EventType,
     ExecutionStatus,
+    FireOutcome,
     JobStatus,
     Language,
     LogStream,
@@ -22,7 +23,7 @@ from cronium.db.models.base import (
 )
 from cronium.db.models.events import Event, EventAction, EventServer
 from cronium.db.models.resources import Server, ToolCredential, Variable
-from cronium.db.models.runs import Execution, Job, LogLine
+from cronium.db.models.runs import Execution, Job, LogLine, Node, ScheduleFire
 
 __all__ = [
     "ActionTrigger",
@@ -37,14 +38,17 @@ __all__ = [
     "EventType",
     "Execution",
     "ExecutionStatus",
+    "FireOutcome",
     "Job",
     "JobStatus",
     "Language",
     "LogLine",
     "LogStream",
     "MisfirePolicy",
+    "Node",
     "OverlapPolicy",
     "Role",
+    "ScheduleFire",
     "ScheduleKind",
     "Server",
     "ServerAuthType",

@@ -115,6 +115,7 @@ class ExecutionStatus(StrEnum):
 
 
 class JobStatus(StrEnum):
+    waiting = "waiting"  # admitted later: the event is at its concurrency limit
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -148,6 +149,12 @@ class ToolKind(StrEnum):
     teams = "teams"
     email = "email"
     webhook = "webhook"
+
+
+class FireOutcome(StrEnum):
+    fired = "fired"
+    missed = "missed"
+    skipped = "skipped"
 
 
 class LogStream(StrEnum):

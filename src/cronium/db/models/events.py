@@ -113,6 +113,10 @@ class Event(Base):
     network: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
 
+    # Per-event log/execution retention; None falls back to the global settings.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    retention_count: Mapped[int | None] = mapped_column(Integer)
+
     webhook_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     webhook_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)

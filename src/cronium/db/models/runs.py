@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cronium.db.models.base import (
     Base,
     ExecutionStatus,
+    FireOutcome,
     JobStatus,
     LogStream,
     Trigger,
@@ -71,6 +73,8 @@ class Execution(Base):
     output: Mapped[Any | None] = mapped_column(JSONB)
     condition: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+    # Last log sequence number handed out; jobs reserve ranges of it (several nodes).
+    log_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -84,10 +88,16 @@ class Job(Base):
         # Partial index of ready rows: the claim query reads only this.
         Index(
             "ix_jobs_ready",
-            "priority",
+            text("priority DESC"),
             "run_after",
             "id",
             postgresql_where=text("status = 'queued'"),
+        ),
+        # Admission control counts an event's open jobs.
+        Index(
+            "ix_jobs_event_open",
+            "event_id",
+            postgresql_where=text("status IN ('waiting', 'queued', 'running')"),
         ),
         Index(
             "ix_jobs_lease",
@@ -100,6 +110,9 @@ class Job(Base):
     execution_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("executions.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    event_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    )
     target: Mapped[str] = mapped_column(String(200), nullable=False)
     server_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("servers.id", ondelete="SET NULL")
@@ -110,6 +123,7 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    retry_backoff_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default="10")
     run_after: Mapped[datetime] = created_at_column()
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -141,3 +155,33 @@ class LogLine(Base):
     line: Mapped[str] = mapped_column(Text, nullable=False)
 
 
+
+
+class ScheduleFire(Base):
+    """One row per (event, fire time): fired, missed (downtime) or skipped (overlap)."""
+
+    __tablename__ = "schedule_fires"
+
+    event_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    fire_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    outcome: Mapped[FireOutcome] = mapped_column(pg_enum(FireOutcome, "fire_outcome"), nullable=False)
+    execution_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("executions.id", ondelete="SET NULL")
+    )
+    recorded_at: Mapped[datetime] = created_at_column()
+    lag_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Node(Base):
+    """A running Cronium process; rows are refreshed by heartbeats and shown in monitoring."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
+    roles: Mapped[str] = mapped_column(String(100), nullable=False)
+    version: Mapped[str] = mapped_column(String(50), nullable=False)
+    started_at: Mapped[datetime] = created_at_column()
+    last_seen_at: Mapped[datetime] = created_at_column()
