@@ -35,6 +35,10 @@ class LogLevel(StrEnum):
 
 
 def _default_data_dir() -> Path:
+    # As root, the embedded PostgreSQL runs as an unprivileged user that cannot enter
+    # /root (mode 0700): use the system location instead.
+    if os.geteuid() == 0 and not os.environ.get("XDG_DATA_HOME"):
+        return Path("/var/lib/cronium")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "cronium"
 
@@ -60,6 +64,12 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_PASSWORD")
     log_level: LogLevel = Field(default=LogLevel.info, validation_alias="CRONIUM_LOG_LEVEL")
     worker_concurrency: int = Field(default=8, validation_alias="CRONIUM_WORKER_CONCURRENCY")
+    kill_grace_s: float = Field(default=5.0, ge=0, le=600, validation_alias="CRONIUM_KILL_GRACE_SECONDS")
+    lease_s: float = Field(default=10.0, ge=2, le=600, validation_alias="CRONIUM_LEASE_SECONDS")
+    poll_interval_s: float = Field(default=5.0, gt=0, le=300, validation_alias="CRONIUM_POLL_INTERVAL_SECONDS")
+    max_job_output_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, validation_alias="CRONIUM_MAX_JOB_OUTPUT_BYTES"
+    )
     session_ttl_s: int = Field(default=7 * 24 * 3600, validation_alias="CRONIUM_SESSION_TTL_SECONDS")
     secure_cookies: bool = Field(default=False, validation_alias="CRONIUM_SECURE_COOKIES")
     db_connect_timeout_s: float = Field(default=10.0, validation_alias="CRONIUM_DB_CONNECT_TIMEOUT_SECONDS")

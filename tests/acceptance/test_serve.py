@@ -63,8 +63,7 @@ def serving(env: dict[str, str], *, startup_timeout_s: float = 90) -> Iterator[s
     assert proc.returncode == 0, log_path.read_text()
 
 
-def login_and_create_event(url: str, name: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=10)
+def login_and_create_event(client: httpx.Client, name: str) -> None:
     resp = client.post("/api/v1/auth/login", json={"email": ADMIN["CRONIUM_ADMIN_EMAIL"], "password": ADMIN["CRONIUM_ADMIN_PASSWORD"]})
     assert resp.status_code == 200, resp.text
     client.headers["X-CSRF-Token"] = resp.json()["csrf_token"]
@@ -76,7 +75,6 @@ def login_and_create_event(url: str, name: str) -> httpx.Client:
     bad = client.post("/api/v1/events", json={"name": name, "language": "cobol"})
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "validation_error"
-    return client
 
 
 @pytest.mark.slow
@@ -94,15 +92,18 @@ def test_serve_with_an_external_database_runs_and_stops_cleanly(database_url: st
 
 @pytest.mark.slow
 def test_a_newcomer_runs_cronium_with_the_embedded_database(tmp_path: Path) -> None:
+    # pytest's tmp_path is mode 0700 under root; the embedded server's user must enter it.
+    tmp_path.chmod(0o755)
+    tmp_path.parent.chmod(0o755)
+    tmp_path.parent.parent.chmod(0o755)
     data_dir = tmp_path / "cronium-data"
     env = {"CRONIUM_DATA_DIR": str(data_dir), **ADMIN}
-    with serving(env) as url:
-        client = login_and_create_event(url, "nightly")
+    with serving(env) as url, httpx.Client(base_url=url, timeout=10) as client:
+        login_and_create_event(client, "nightly")
         assert client.get("/api/v1/events").json()["total"] == 1
     assert (data_dir / "encryption.key").stat().st_mode & 0o777 == 0o600
     # Second start: the same data is found again, and the bootstrap admin is not re-created.
-    with serving(env) as url:
-        client = httpx.Client(base_url=url, timeout=10)
+    with serving(env) as url, httpx.Client(base_url=url, timeout=10) as client:
         resp = client.post("/api/v1/auth/login", json={"email": ADMIN["CRONIUM_ADMIN_EMAIL"], "password": ADMIN["CRONIUM_ADMIN_PASSWORD"]})
         assert resp.status_code == 200
         events = client.get("/api/v1/events").json()
