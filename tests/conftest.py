@@ -4,6 +4,7 @@ database cloned from it for every test, and the four personas of the authorizati
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import secrets
@@ -24,12 +25,15 @@ from cronium.core import Core, open_core
 from cronium.db.migrate import upgrade
 from cronium.db.models import ApiToken, Role, User
 from cronium.db.session import create_engine, session_factory
+from cronium.engine.node import Node
+from cronium.executors.registry import local_only
 from cronium.security.passwords import hash_password
 from cronium.security.tokens import display_prefix, hash_token
 
 PG_ADMIN_URL = os.environ.get("CRONIUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_ALL = os.environ.get("CRONIUM_TEST_REQUIRE_ALL") == "1"
 PASSWORD = "correct-horse-battery"
+TERMINAL_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "partial")
 
 
 def pg_url(database: str) -> str:
@@ -163,3 +167,27 @@ class Api:
 def api(client: httpx.AsyncClient, personas: dict[str, Persona]) -> dict[str, Api]:
     """`api["admin"]`, `api["user"]`, `api["other"]` (a second user), `api["viewer"]`."""
     return {name: Api(client, p) for name, p in personas.items()}
+
+
+@pytest.fixture
+async def node(core: Core) -> AsyncIterator[Node]:
+    """A running node (api, scheduler, worker) with the local executor."""
+    running = Node(core, frozenset({"api", "scheduler", "worker"}), local_only())
+    task = asyncio.create_task(running.run())
+    await asyncio.wait_for(running.ready.wait(), timeout=10)
+    yield running
+    running.stop()
+    await asyncio.wait_for(task, timeout=30)
+
+
+async def wait_for_status(
+    api: Api, execution_id: int, statuses: tuple[str, ...] = TERMINAL_STATUSES, timeout_s: float = 20
+) -> dict[str, object]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        body = (await api.get(f"/executions/{execution_id}")).json()
+        if body["status"] in statuses:
+            return dict(body)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout_s} s: {body}")
+        await asyncio.sleep(0.05)

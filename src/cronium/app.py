@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from cronium import __version__
 from cronium.api.errors import install_error_handlers
-from cronium.api.routers import auth, events, health, servers, tokens, users, variables
+from cronium.api.routers import auth, events, executions, health, servers, stream, tokens, users, variables
 from cronium.config import Settings
 from cronium.core import Core, open_core
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, tokens, events, servers, variables):
+    for module in (auth, users, tokens, events, executions, stream, servers, variables):
         api.include_router(module.router)
     app.include_router(api)
     return app

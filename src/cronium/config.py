@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     max_job_output_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, validation_alias="CRONIUM_MAX_JOB_OUTPUT_BYTES"
     )
+    misfire_grace_s: float = Field(default=2.0, ge=0, le=3600, validation_alias="CRONIUM_MISFIRE_GRACE_SECONDS")
     session_ttl_s: int = Field(default=7 * 24 * 3600, validation_alias="CRONIUM_SESSION_TTL_SECONDS")
     secure_cookies: bool = Field(default=False, validation_alias="CRONIUM_SECURE_COOKIES")
     db_connect_timeout_s: float = Field(default=10.0, validation_alias="CRONIUM_DB_CONNECT_TIMEOUT_SECONDS")

@@ -8,12 +8,14 @@ with one clear line: embedded PostgreSQL, the connection check and migrations.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cronium.config import Settings
 from cronium.db import migrate
 from cronium.db.models import Role, User
-from cronium.db.session import create_engine, session_factory
+from cronium.db.session import asyncpg_dsn, create_engine, session_factory
 from cronium.errors import ConfigError
 from cronium.security.crypto import Cipher, load_or_create_key
 from cronium.security.passwords import hash_password
+from cronium.logs.hub import LiveHub
 from cronium.services.ratelimit import MemoryRateLimiter, RateLimiter
 
 log = logging.getLogger("cronium.core")
@@ -40,11 +43,21 @@ class Core:
     sessions: async_sessionmaker[AsyncSession]
     cipher: Cipher
     secret_key: str
+    pool: asyncpg.Pool | None = None
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    hub: LiveHub = field(default_factory=LiveHub)
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
     embedded: object | None = None
 
+    @property
+    def db(self) -> asyncpg.Pool:
+        """The raw asyncpg pool the engine uses for queue SQL, logs and LISTEN."""
+        assert self.pool is not None, "core opened without a pool"
+        return self.pool
+
     async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
         await self.engine.dispose()
         stop = getattr(self.embedded, "stop", None)
         if stop is not None:
@@ -68,6 +81,12 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
         if run_migrations:
             await migrate.upgrade(engine)
         cipher = Cipher(load_or_create_key(settings))
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(url), min_size=1, max_size=max(4, settings.worker_concurrency + 4),
+            timeout=settings.db_connect_timeout_s,
+            server_settings={"application_name": "cronium-engine"},
+            init=_init_connection,
+        )
         core = Core(
             settings=settings,
             engine=engine,
@@ -75,6 +94,7 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
             cipher=cipher,
             secret_key=settings.secret_key or _load_or_create_secret_key(settings.data_dir),
             embedded=embedded,
+            pool=pool,
         )
         if run_migrations:
             await bootstrap_admin(core)
@@ -84,6 +104,12 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         raise
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """JSON columns come and go as Python values on the engine's connections."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def check_database(engine: AsyncEngine, url: str) -> None:

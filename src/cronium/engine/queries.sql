@@ -1,0 +1,157 @@
+-- The whole queue protocol on one screen. Each query: `-- name: <name>`, then a one-line
+-- purpose, then the SQL. Loaded once by cronium.engine.sql; only cronium.engine.queue runs them.
+
+-- name: claim_jobs
+-- Atomically take up to $2 ready jobs for node $1 with a lease of $3 seconds.
+WITH ready AS (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND run_after <= now()
+    ORDER BY priority DESC, run_after, id
+    FOR UPDATE SKIP LOCKED
+    LIMIT $2
+)
+UPDATE jobs j
+SET status = 'running',
+    lease_owner = $1,
+    lease_expires_at = now() + make_interval(secs => $3),
+    started_at = now(),
+    finished_at = NULL
+FROM ready
+WHERE j.id = ready.id
+RETURNING j.id, j.execution_id, j.event_id, j.target, j.server_id, j.attempt, j.max_attempts,
+          j.cancel_requested;
+
+-- name: heartbeat
+-- Renew the leases of node $1's running jobs; report which of them were asked to cancel.
+UPDATE jobs
+SET lease_expires_at = now() + make_interval(secs => $2)
+WHERE lease_owner = $1 AND status = 'running'
+RETURNING id, cancel_requested;
+
+-- name: finish_job
+-- Terminal transition of job $1, only by its lease owner $2 and only once.
+UPDATE jobs
+SET status = $3::job_status, exit_code = $4, error = $5, output = $6::jsonb,
+    finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+RETURNING id, execution_id, event_id;
+
+-- name: retry_job
+-- Put running job $1 (leased by $2) back in the queue for attempt+1 after $3 seconds.
+UPDATE jobs
+SET status = 'queued', attempt = attempt + 1, error = $4,
+    run_after = now() + make_interval(secs => $3),
+    lease_owner = NULL, lease_expires_at = NULL, started_at = NULL
+WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+RETURNING id, execution_id;
+
+-- name: recover_expired
+-- Jobs whose node stopped heartbeating: retry them by policy or fail them, once.
+WITH expired AS (
+    SELECT id, lease_owner FROM jobs
+    WHERE status = 'running' AND lease_expires_at < now()
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j
+SET status = CASE WHEN j.attempt < j.max_attempts AND NOT j.cancel_requested
+                  THEN 'queued'::job_status ELSE 'failed'::job_status END,
+    attempt = CASE WHEN j.attempt < j.max_attempts AND NOT j.cancel_requested
+                   THEN j.attempt + 1 ELSE j.attempt END,
+    run_after = now() + make_interval(secs => j.retry_backoff_seconds * power(2, j.attempt - 1)),
+    error = 'node ' || expired.lease_owner || ' stopped renewing its lease (crashed or lost)',
+    finished_at = CASE WHEN j.attempt < j.max_attempts AND NOT j.cancel_requested
+                       THEN NULL ELSE now() END,
+    lease_owner = NULL, lease_expires_at = NULL
+FROM expired
+WHERE j.id = expired.id
+RETURNING j.id, j.execution_id, j.event_id, j.status, expired.lease_owner AS lost_owner;
+
+-- name: request_cancel
+-- Flag every unfinished job of execution $1 for cancellation; return the running ones.
+UPDATE jobs SET cancel_requested = true
+WHERE execution_id = $1 AND status IN ('queued', 'waiting', 'running')
+RETURNING id, status, lease_owner;
+
+-- name: cancel_pending
+-- Jobs of execution $1 that never started are cancelled right away.
+UPDATE jobs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started'
+WHERE execution_id = $1 AND status IN ('queued', 'waiting')
+RETURNING id;
+
+-- name: execution_started
+-- First job of execution $1 started.
+UPDATE executions SET status = 'running', started_at = coalesce(started_at, now())
+WHERE id = $1 AND status = 'queued';
+
+-- name: finish_execution
+-- When no job of execution $1 is left unfinished, settle its status once; the row returned
+-- tells the caller it won and must fire follow-ups.
+WITH counts AS (
+    SELECT count(*) FILTER (WHERE status IN ('queued', 'waiting', 'running')) AS open,
+           count(*) AS total,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'timed_out') AS timed_out,
+           count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+    FROM jobs WHERE execution_id = $1
+), outcome AS (
+    SELECT CASE
+        WHEN succeeded = total THEN 'succeeded'
+        WHEN succeeded > 0 THEN 'partial'
+        WHEN cancelled = total THEN 'cancelled'
+        WHEN timed_out = total THEN 'timed_out'
+        WHEN cancelled > 0 AND failed = 0 AND timed_out = 0 THEN 'cancelled'
+        WHEN timed_out > 0 AND failed = 0 THEN 'timed_out'
+        ELSE 'failed' END::execution_status AS status
+    FROM counts WHERE open = 0 AND total > 0
+)
+UPDATE executions e
+SET status = outcome.status, finished_at = now(),
+    started_at = coalesce(e.started_at, now()),
+    error = (SELECT string_agg(DISTINCT j.error, '; ') FROM jobs j
+             WHERE j.execution_id = $1 AND j.status <> 'succeeded' AND j.error IS NOT NULL),
+    output = coalesce(e.output, (SELECT j.output FROM jobs j WHERE j.execution_id = $1
+                                 AND j.output IS NOT NULL ORDER BY j.id LIMIT 1))
+FROM outcome
+WHERE e.id = $1 AND e.status NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'partial')
+RETURNING e.id, e.event_id, e.status, e.owner_id;
+
+-- name: promote_waiting
+-- Under event $1's row lock: let waiting executions start while the event has a free slot
+-- ($2 = the limit of running-or-queued executions).
+WITH busy AS (
+    SELECT count(DISTINCT execution_id) AS n FROM jobs
+    WHERE event_id = $1 AND status IN ('queued', 'running')
+), next_executions AS (
+    SELECT DISTINCT execution_id FROM jobs
+    WHERE event_id = $1 AND status = 'waiting'
+    ORDER BY execution_id
+    LIMIT greatest($2 - (SELECT n FROM busy), 0)
+)
+UPDATE jobs SET status = 'queued', run_after = now()
+WHERE status = 'waiting' AND execution_id IN (SELECT execution_id FROM next_executions)
+RETURNING id;
+
+-- name: lock_event
+-- Serialise admission decisions for event $1.
+SELECT id FROM events WHERE id = $1 FOR UPDATE;
+
+-- name: append_logs
+-- Store a batch of masked lines of one execution and wake live viewers (NOTIFY carries ids).
+WITH stored AS (
+    INSERT INTO log_lines (execution_id, job_id, seq, stream, target, ts, line)
+    SELECT $1, $2, s.seq, s.stream::log_stream, $3, s.ts, s.line
+    FROM unnest($4::bigint[], $5::text[], $6::timestamptz[], $7::text[]) AS s(seq, stream, ts, line)
+    RETURNING seq
+)
+SELECT pg_notify('cronium_logs', $1::text || ':' || (SELECT max(seq) FROM stored)::text);
+
+-- name: reserve_log_seq
+-- Reserve $2 consecutive sequence numbers of execution $1 (several jobs, several nodes).
+UPDATE executions SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq - $2 AS first;
+
+-- name: node_seen
+-- Register or refresh node $1.
+INSERT INTO nodes (id, hostname, roles, version, started_at, last_seen_at)
+VALUES ($1, $2, $3, $4, now(), now())
+ON CONFLICT (id) DO UPDATE SET last_seen_at = now();

@@ -1,0 +1,228 @@
+"""The queue's gatekeeper: the only module that runs queue SQL.
+
+Workers and the API call verbs (`enqueue`, `claim`, `heartbeat`, `finish`, …) and get small
+frozen records back. Terminal transitions are conditional UPDATEs: the row count tells the
+caller whether it won, and only the winner fires follow-ups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from cronium.db.models import ExecutionStatus, JobStatus, Trigger
+from cronium.engine.sql import q
+
+JOBS_CHANNEL = "cronium_jobs"
+CANCEL_CHANNEL = "cronium_cancel"
+LOGS_CHANNEL = "cronium_logs"
+STATUS_CHANNEL = "cronium_status"
+SCHEDULES_CHANNEL = "cronium_schedules"
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    execution_id: int
+    event_id: int
+    target: str
+    server_id: int | None
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ClaimedJob:
+        return cls(**dict(row))
+
+
+@dataclass(frozen=True)
+class FinishedExecution:
+    id: int
+    event_id: int
+    status: ExecutionStatus
+    owner_id: int
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # "local" or the server's name
+    server_id: int | None = None
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    event_id: int
+    owner_id: int
+    trigger: Trigger
+    targets: Sequence[Target]
+    input: Any = None
+    triggered_by_user_id: int | None = None
+    triggered_by: str | None = None
+    scheduled_for: datetime | None = None
+    parent_execution_id: int | None = None
+    chain_depth: int = 0
+    max_attempts: int = 1
+    retry_backoff_s: int = 10
+    priority: int = 0
+    # Admission: with a limit, jobs wait until the event has a free slot.
+    concurrency_limit: int | None = None
+
+
+async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
+    """Create an execution with one job per target in the caller's transaction.
+
+    Returns None when a scheduled fire for (event, fire time) already exists: the unique
+    index, not a timer, guarantees one execution per fire.
+    """
+    execution_id = await conn.fetchval(
+        """
+        INSERT INTO executions (event_id, owner_id, status, trigger, triggered_by_user_id, triggered_by,
+                                scheduled_for, input, parent_execution_id, chain_depth)
+        VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7::jsonb, $8, $9)
+        ON CONFLICT (event_id, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
+        RETURNING id
+        """,
+        new.event_id,
+        new.owner_id,
+        new.trigger.value,
+        new.triggered_by_user_id,
+        new.triggered_by,
+        new.scheduled_for,
+        new.input if new.input is not None else {},
+        new.parent_execution_id,
+        new.chain_depth,
+    )
+    if execution_id is None:
+        return None
+    initial = "waiting" if new.concurrency_limit is not None else "queued"
+    await conn.executemany(
+        """
+        INSERT INTO jobs (execution_id, event_id, target, server_id, status, priority, max_attempts,
+                          retry_backoff_seconds)
+        VALUES ($1, $2, $3, $4, $5::job_status, $6, $7, $8)
+        """,
+        [
+            (execution_id, new.event_id, t.name, t.server_id, initial, new.priority, new.max_attempts,
+             new.retry_backoff_s)
+            for t in new.targets
+        ],
+    )
+    if new.concurrency_limit is not None:
+        await admit(conn, new.event_id, new.concurrency_limit)
+    await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, str(execution_id))
+    return int(execution_id)
+
+
+async def admit(conn: asyncpg.Connection, event_id: int, limit: int) -> int:
+    """Start waiting executions of an event while it has free slots; returns jobs released."""
+    await conn.execute(q("lock_event"), event_id)
+    rows = await conn.fetch(q("promote_waiting"), event_id, limit)
+    return len(rows)
+
+
+async def claim(conn: asyncpg.Connection, node_id: str, limit: int, lease_s: float) -> list[ClaimedJob]:
+    rows = await conn.fetch(q("claim_jobs"), node_id, limit, lease_s)
+    return [ClaimedJob.from_row(r) for r in rows]
+
+
+async def heartbeat(conn: asyncpg.Connection, node_id: str, lease_s: float) -> dict[int, bool]:
+    """Renew leases; returns {job id: cancel requested} for the jobs this node still owns."""
+    rows = await conn.fetch(q("heartbeat"), node_id, lease_s)
+    return {r["id"]: r["cancel_requested"] for r in rows}
+
+
+async def mark_started(conn: asyncpg.Connection, execution_id: int) -> bool:
+    result = await conn.execute(q("execution_started"), execution_id)
+    started = result.endswith(" 1")
+    if started:
+        await conn.execute("SELECT pg_notify($1, $2)", STATUS_CHANNEL, str(execution_id))
+    return started
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    job_id: int,
+    node_id: str,
+    status: JobStatus,
+    *,
+    exit_code: int | None,
+    error: str | None,
+    output: Any = None,
+) -> bool:
+    """Terminal transition of a job; False when this node no longer owns it (lease lost)."""
+    row = await conn.fetchrow(
+        q("finish_job"),
+        job_id,
+        node_id,
+        status.value,
+        exit_code,
+        error,
+        output,
+    )
+    return row is not None
+
+
+async def retry(conn: asyncpg.Connection, job_id: int, node_id: str, delay_s: float, error: str) -> bool:
+    row = await conn.fetchrow(q("retry_job"), job_id, node_id, delay_s, error)
+    return row is not None
+
+
+async def settle_execution(conn: asyncpg.Connection, execution_id: int) -> FinishedExecution | None:
+    """Settle the execution if all its jobs ended. Non-None only for the one caller that won."""
+    row = await conn.fetchrow(q("finish_execution"), execution_id)
+    if row is None:
+        return None
+    await conn.execute("SELECT pg_notify($1, $2)", STATUS_CHANNEL, str(execution_id))
+    return FinishedExecution(row["id"], row["event_id"], ExecutionStatus(row["status"]), row["owner_id"])
+
+
+@dataclass(frozen=True)
+class RecoveredJob:
+    id: int
+    execution_id: int
+    event_id: int
+    status: JobStatus
+    lost_owner: str
+
+
+async def recover_expired(conn: asyncpg.Connection) -> list[RecoveredJob]:
+    rows = await conn.fetch(q("recover_expired"))
+    return [RecoveredJob(r["id"], r["execution_id"], r["event_id"], JobStatus(r["status"]), r["lost_owner"]) for r in rows]
+
+
+async def request_cancel(conn: asyncpg.Connection, execution_id: int) -> list[int]:
+    """Cancel an execution: pending jobs end now, running ones are told to stop.
+
+    Returns the ids of running jobs whose nodes must stop them (told via NOTIFY too).
+    """
+    flagged = await conn.fetch(q("request_cancel"), execution_id)
+    await conn.fetch(q("cancel_pending"), execution_id)
+    running = [r["id"] for r in flagged if r["status"] == "running"]
+    if running:
+        await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, ",".join(map(str, running)))
+    return running
+
+
+async def reserve_log_seq(conn: asyncpg.Connection, execution_id: int, count: int) -> int:
+    """First of `count` fresh sequence numbers for execution's log lines."""
+    first = await conn.fetchval(q("reserve_log_seq"), execution_id, count)
+    return int(first) + 1
+
+
+async def append_logs(
+    conn: asyncpg.Connection,
+    execution_id: int,
+    job_id: int | None,
+    target: str,
+    lines: Sequence[tuple[int, str, datetime, str]],
+) -> None:
+    """Store lines (seq, stream, ts, text) and NOTIFY live viewers, in one round trip."""
+    seqs, streams, stamps, texts = zip(*lines, strict=True) if lines else ((), (), (), ())
+    await conn.execute(
+        q("append_logs"), execution_id, job_id, target, list(seqs), list(streams), list(stamps), list(texts)
+    )

@@ -1,0 +1,42 @@
+"""Find jobs whose node died (lease expired) and retry or fail them, settling executions."""
+
+from __future__ import annotations
+
+import logging
+
+from cronium.core import Core
+from cronium.engine import queue
+from cronium.engine.runner import concurrency_limit
+from cronium.logs.hub import LiveHub
+
+log = logging.getLogger("cronium.recovery")
+
+
+async def recover_once(core: Core, hub: LiveHub) -> list[queue.RecoveredJob]:
+    async with core.db.acquire() as conn, conn.transaction():
+        recovered = await queue.recover_expired(conn)
+        for job in recovered:
+            log.warning(
+                "job %s of execution %s: lease of %s expired, %s",
+                job.id, job.execution_id, job.lost_owner,
+                "re-queued" if job.status.value == "queued" else "failed",
+                extra={"action": "lease_expired"},
+            )
+        settled_events: set[int] = set()
+        for job in recovered:
+            if job.status.value == "queued":
+                continue
+            await queue.settle_execution(conn, job.execution_id)
+            settled_events.add(job.event_id)
+        for event_id in settled_events:
+            row = await conn.fetchrow(
+                "SELECT overlap_policy::text AS p, max_concurrent FROM events WHERE id = $1", event_id
+            )
+            limit = concurrency_limit(row["p"], row["max_concurrent"]) if row else None
+            if limit is not None:
+                await queue.admit(conn, event_id, limit)
+        if recovered:
+            await conn.execute("SELECT pg_notify($1, 'recovered')", queue.JOBS_CHANNEL)
+    for job in recovered:
+        hub.publish(job.execution_id)
+    return recovered

@@ -1,0 +1,96 @@
+"""Turn a claimed job into an executor call: load, decrypt, choose the executor, mask."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from cronium.core import Core
+from cronium.engine.queue import ClaimedJob
+from cronium.executors.base import ExecutorError, JobSpec
+from cronium.logs.capture import Masker
+
+
+@dataclass(frozen=True)
+class LoadedJob:
+    spec: JobSpec
+    masker: Masker
+    event_type: str
+    concurrency_limit: int | None
+
+
+def concurrency_limit(overlap_policy: str, max_concurrent: int | None) -> int | None:
+    """How many executions of an event may be queued or running at once (None: no limit)."""
+    if max_concurrent is not None:
+        return max_concurrent
+    return 1 if overlap_policy in ("queue", "skip") else None
+
+
+async def load_job(core: Core, conn: asyncpg.Connection, job: ClaimedJob, mode: str) -> LoadedJob:
+    row = await conn.fetchrow(
+        """
+        SELECT e.id, e.name, e.type::text AS type, e.language::text AS language, e.content,
+               e.http_spec, e.env_encrypted, e.image, e.cpu, e.memory_mb, e.pids, e.network,
+               e.timeout_seconds, e.overlap_policy::text AS overlap_policy, e.max_concurrent,
+               x.input, x.owner_id
+        FROM jobs j JOIN executions x ON x.id = j.execution_id JOIN events e ON e.id = j.event_id
+        WHERE j.id = $1
+        """,
+        job.id,
+    )
+    if row is None:
+        raise ExecutorError("the job's event no longer exists", permanent=True)
+    env: dict[str, str] = core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
+    secrets = list(env.values()) + await _secret_variable_values(core, conn, row["owner_id"])
+    runtime_env = {
+        "CRONIUM_EXECUTION_ID": str(job.execution_id),
+        "CRONIUM_JOB_ID": str(job.id),
+        "CRONIUM_EVENT_ID": str(row["id"]),
+        "CRONIUM_EXECUTION_MODE": mode,
+    }
+    spec = JobSpec(
+        job_id=job.id,
+        execution_id=job.execution_id,
+        event_id=row["id"],
+        event_name=row["name"],
+        kind=row["type"],
+        target=job.target,
+        timeout_s=float(row["timeout_seconds"]),
+        language=row["language"],
+        content=row["content"],
+        env=env,
+        runtime_env=runtime_env,
+        input=_json(row["input"]),
+        http=_json(row["http_spec"]),
+        image=row["image"],
+        cpu=row["cpu"],
+        memory_mb=row["memory_mb"],
+        pids=row["pids"],
+        network=row["network"],
+        kill_grace_s=core.settings.kill_grace_s,
+    )
+    return LoadedJob(
+        spec=spec,
+        masker=Masker(secrets),
+        event_type=row["type"],
+        concurrency_limit=concurrency_limit(row["overlap_policy"], row["max_concurrent"]),
+    )
+
+
+async def _secret_variable_values(core: Core, conn: asyncpg.Connection, owner_id: int) -> list[str]:
+    blobs = await conn.fetch(
+        "SELECT value_encrypted FROM variables WHERE owner_id = $1 AND secret AND value_encrypted IS NOT NULL",
+        owner_id,
+    )
+    values: list[str] = []
+    for record in blobs:
+        value = core.cipher.decrypt_json(record["value_encrypted"])
+        values.append(value if isinstance(value, str) else json.dumps(value))
+    return values
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,226 @@
+"""Job workers: claim from the queue, run through an executor, finish exactly once.
+
+One claim loop per node fills up to `concurrency` slots. NOTIFY wakes it; a slow poll is
+the safety net. A heartbeat loop renews leases at a third of their length and learns about
+cancellations; a job whose lease was lost (another node recovered it) is stopped locally
+and never finished by this node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from cronium.core import Core
+from cronium.db.models import JobStatus, LogStream
+from cronium.engine import queue
+from cronium.engine.queue import ClaimedJob
+from cronium.engine.runner import LoadedJob, load_job
+from cronium.executors.base import ExecutorError, JobResult
+from cronium.executors.registry import ExecutorSet
+from cronium.logs.capture import Masker
+from cronium.logs.hub import LiveHub
+from cronium.logs.sink import JobLogWriter
+
+log = logging.getLogger("cronium.worker")
+
+
+@dataclass
+class RunningJob:
+    job: ClaimedJob
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    lease_lost: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class Worker:
+    def __init__(self, core: Core, hub: LiveHub, executors: ExecutorSet) -> None:
+        self.core = core
+        self.hub = hub
+        self.executors = executors
+        self.concurrency = core.settings.worker_concurrency
+        self.lease_s = core.settings.lease_s
+        self.running: dict[int, RunningJob] = {}
+        self.wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._accepting = True
+
+    # -- loops -------------------------------------------------------------------------
+
+    async def claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            free = self.concurrency - len(self.running)
+            claimed: list[ClaimedJob] = []
+            if free > 0 and self._accepting:
+                async with self.core.db.acquire() as conn:
+                    claimed = await queue.claim(conn, self.core.node_id, free, self.lease_s)
+                for job in claimed:
+                    self._start(job)
+            if claimed and len(claimed) == free:
+                await self._wait_for(self._slot_freed, stop, self.core.settings.poll_interval_s)
+            elif not claimed:
+                await self._wait_for(self.wake, stop, self.core.settings.poll_interval_s)
+
+    async def heartbeat_loop(self, stop: asyncio.Event) -> None:
+        interval_s = self.lease_s / 3
+        while not stop.is_set():
+            await _sleep_or_stop(stop, interval_s)
+            if not self.running:
+                continue
+            async with self.core.db.acquire() as conn:
+                owned = await queue.heartbeat(conn, self.core.node_id, self.lease_s)
+            for job_id, running in list(self.running.items()):
+                if job_id not in owned and running.task is not None and not running.task.done():
+                    # Recovered by another node: stop it here, and do not report a result.
+                    running.lease_lost = True
+                    running.cancel.set()
+                elif owned.get(job_id):
+                    running.cancel.set()
+
+    def on_cancel_notify(self, payload: str) -> None:
+        for part in payload.split(","):
+            if part.isdigit() and (running := self.running.get(int(part))) is not None:
+                running.cancel.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop claiming; give running jobs `grace_s`, then cancel them back to the queue."""
+        self._accepting = False
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for running in self.running.values():
+            if running.task in pending:
+                running.lease_lost = True  # hand back: recovery re-queues it by lease expiry
+                running.cancel.set()
+        if pending:
+            await asyncio.wait(pending, timeout=self.core.settings.kill_grace_s + 5)
+
+    # -- one job -------------------------------------------------------------------------
+
+    def _start(self, job: ClaimedJob) -> None:
+        running = RunningJob(job)
+        if job.cancel_requested:
+            running.cancel.set()
+        self.running[job.id] = running
+        running.task = asyncio.create_task(self._run(running), name=f"job-{job.id}")
+
+    async def _run(self, running: RunningJob) -> None:
+        job = running.job
+        started = time.monotonic()
+        try:
+            await self._execute(running)
+        except Exception:
+            log.exception("job %s crashed the worker path", job.id, extra={"action": "job_crash"})
+        finally:
+            self.running.pop(job.id, None)
+            self._slot_freed.set()
+            log.info(
+                "job %s of execution %s done in %.0f ms",
+                job.id,
+                job.execution_id,
+                (time.monotonic() - started) * 1000,
+                extra={"action": "job_done"},
+            )
+
+    async def _execute(self, running: RunningJob) -> None:
+        job = running.job
+        async with self.core.db.acquire() as conn:
+            await queue.mark_started(conn, job.execution_id)
+            try:
+                mode = self.executors.mode_for(job)
+                loaded: LoadedJob | None = await load_job(self.core, conn, job, mode)
+            except ExecutorError as exc:
+                loaded, load_error = None, exc
+        writer = JobLogWriter(
+            self.core.db,
+            execution_id=job.execution_id,
+            job_id=job.id,
+            target=job.target,
+            masker=loaded.masker if loaded else Masker(),
+            on_flush=self.hub.publish,
+            max_job_bytes=self.core.settings.max_job_output_bytes,
+        )
+        try:
+            if loaded is None:
+                result = JobResult(JobStatus.failed, error=load_error.message)
+                permanent = True
+            else:
+                result, permanent = await self._run_executor(running, loaded, writer)
+            if result.error and result.status is not JobStatus.succeeded:
+                await writer.write(LogStream.system, result.error)
+        finally:
+            await asyncio.shield(writer.close())
+        if running.lease_lost:
+            return
+        await asyncio.shield(self._conclude(job, result, permanent, writer, loaded))
+
+    async def _run_executor(
+        self, running: RunningJob, loaded: LoadedJob, writer: JobLogWriter
+    ) -> tuple[JobResult, bool]:
+        job = running.job
+        executor = self.executors.for_job(job, loaded.event_type)
+        await writer.write(
+            LogStream.system,
+            f"attempt {job.attempt}/{job.max_attempts} on {self.core.node_id} ({executor.mode} executor)",
+        )
+        try:
+            return await executor.run(loaded.spec, writer, running.cancel), False
+        except ExecutorError as exc:
+            return JobResult(JobStatus.failed, error=exc.message), exc.permanent
+
+    async def _conclude(
+        self,
+        job: ClaimedJob,
+        result: JobResult,
+        permanent: bool,
+        writer: JobLogWriter,
+        loaded: LoadedJob | None,
+    ) -> None:
+        retryable = result.status in (JobStatus.failed, JobStatus.timed_out) and not permanent
+        async with self.core.db.acquire() as conn, conn.transaction():
+            if retryable and job.attempt < job.max_attempts:
+                backoff_s = await conn.fetchval("SELECT retry_backoff_seconds FROM jobs WHERE id = $1", job.id)
+                delay_s = float(backoff_s) * 2 ** (job.attempt - 1)
+                if await queue.retry(conn, job.id, self.core.node_id, delay_s, result.error or "failed"):
+                    await conn.execute("SELECT pg_notify($1, $2)", queue.JOBS_CHANNEL, str(job.execution_id))
+                    await writer.write(LogStream.system, f"retrying in {delay_s:g} s")
+                    await writer.close()
+                return
+            won = await queue.finish(
+                conn,
+                job.id,
+                self.core.node_id,
+                result.status,
+                exit_code=result.exit_code,
+                error=result.error,
+                output=result.output,
+            )
+            if not won:
+                return
+            finished = await queue.settle_execution(conn, job.execution_id)
+            if loaded is not None and loaded.concurrency_limit is not None:
+                await queue.admit(conn, job.event_id, loaded.concurrency_limit)
+        self.hub.publish(job.execution_id)
+        if finished is not None:
+            log.info(
+                "execution %s %s", finished.id, finished.status.value, extra={"action": "execution_finished"}
+            )
+
+    @staticmethod
+    async def _wait_for(event: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        event.clear()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,161 @@
+"""The `local` executor: a subprocess in its own process group and private temp dir.
+
+Not isolated: scripts run as the Cronium user. Used when Docker is absent, or on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cronium.db.models import LogStream
+from cronium.executors.base import Executor, ExecutorError, JobSpec, LineSink
+from cronium.logs.capture import LineSplitter
+
+_SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
+_READ_CHUNK = 64 * 1024
+
+
+def interpreter(language: str) -> list[str]:
+    """The command that runs a script of `language` on this host."""
+    if language == "bash":
+        found = shutil.which("bash")
+        if found is None:
+            raise ExecutorError("bash is not installed on this host", permanent=True)
+        return [found]
+    if language == "python":
+        found = shutil.which("python3") or sys.executable
+        return [found, "-u"]
+    if language == "node":
+        found = shutil.which("node") or shutil.which("nodejs")
+        if found is None:
+            raise ExecutorError("node is not installed on this host: install Node.js or use Docker", permanent=True)
+        return [found]
+    raise ExecutorError(f"unsupported language {language!r}", permanent=True)
+
+
+def base_env(workdir: Path) -> dict[str, str]:
+    """A clean environment: nothing of Cronium's own (no DATABASE_URL, no keys) leaks in."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir / "tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@dataclass
+class LocalHandle:
+    process: asyncio.subprocess.Process
+    workdir: Path
+    job_marker: str
+    pgid: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class LocalExecutor(Executor[LocalHandle]):
+    mode = "local"
+
+    async def start(self, spec: JobSpec) -> LocalHandle:
+        if spec.language is None:
+            raise ExecutorError("script event without a language", permanent=True)
+        command = interpreter(spec.language)
+        workdir = Path(tempfile.mkdtemp(prefix=f"cronium-job-{spec.job_id}-"))
+        (workdir / "tmp").mkdir(mode=0o700)
+        script = workdir / _SCRIPT_NAMES[spec.language]
+        script.write_text(spec.content)
+        script.chmod(0o600)
+        marker = f"{spec.job_id}-{os.urandom(6).hex()}"
+        env = {**base_env(workdir), **spec.env, **spec.runtime_env, "CRONIUM_JOB_MARKER": marker}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                str(script),
+                cwd=workdir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise ExecutorError(f"cannot start {command[0]}: {exc.strerror}", permanent=True) from exc
+        return LocalHandle(process, workdir, marker, pgid=process.pid)
+
+    async def stream(self, handle: LocalHandle, sink: LineSink) -> None:
+        proc = handle.process
+        assert proc.stdout is not None and proc.stderr is not None
+        await asyncio.gather(
+            _pump(proc.stdout, LogStream.stdout, sink), _pump(proc.stderr, LogStream.stderr, sink)
+        )
+
+    async def wait(self, handle: LocalHandle) -> int:
+        code = await handle.process.wait()
+        # The script is done: whatever it left running in its group goes too, so the
+        # pipes close and nothing outlives the job.
+        _signal_group(handle.pgid, signal.SIGKILL)
+        return code
+
+    async def terminate(self, handle: LocalHandle) -> None:
+        _signal_group(handle.pgid, signal.SIGTERM)
+
+    async def kill(self, handle: LocalHandle) -> None:
+        _signal_group(handle.pgid, signal.SIGKILL)
+        _kill_marked(handle.job_marker)
+
+    async def cleanup(self, handle: LocalHandle) -> None:
+        _signal_group(handle.pgid, signal.SIGKILL)
+        # Processes that left the group with setsid still carry the job marker.
+        await asyncio.to_thread(_kill_marked, handle.job_marker)
+        if handle.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                handle.process.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.process.wait(), timeout=5)
+        await asyncio.to_thread(shutil.rmtree, handle.workdir, True)
+
+
+async def _pump(reader: asyncio.StreamReader, stream: LogStream, sink: LineSink) -> None:
+    splitter = LineSplitter()
+    while True:
+        chunk = await reader.read(_READ_CHUNK)
+        if not chunk:
+            break
+        for line in splitter.feed(chunk):
+            await sink(stream, line)
+    for line in splitter.flush():
+        await sink(stream, line)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _kill_marked(marker: str) -> None:
+    """SIGKILL every process whose environment carries this job's marker (Linux /proc)."""
+    needle = f"CRONIUM_JOB_MARKER={marker}".encode()
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return
+    own = os.getpid()
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
