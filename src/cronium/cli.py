@@ -133,20 +133,35 @@ def serve(
     ] = "api,scheduler,worker",
 ) -> None:
     """Run Cronium: web UI, REST API, Runtime API, scheduler and workers in one process."""
-    import uvicorn
-
-    from cronium.app import create_app
-
-    wanted = {r.strip() for r in roles.split(",") if r.strip()}
+    wanted = frozenset(r.strip() for r in roles.split(",") if r.strip())
     unknown = wanted - {"api", "scheduler", "worker"}
     if unknown or not wanted:
         _fail(f"--roles: unknown role(s) {', '.join(sorted(unknown)) or '(none given)'}; use api,scheduler,worker")
     settings = _settings()
     _configure_logging(settings)
+    try:
+        asyncio.run(_serve(settings, wanted))
+    except CroniumError as exc:
+        _fail(exc.message)
+    except KeyboardInterrupt:
+        pass
 
-    async def _serve() -> None:
-        core = await open_core(settings)
-        try:
+
+async def _serve(settings: Settings, roles: frozenset[str]) -> None:
+    import uvicorn
+
+    from cronium.app import create_app
+    from cronium.engine.node import Node
+    from cronium.executors.registry import build_executors
+
+    core = await open_core(settings)
+    try:
+        executors = await build_executors(settings)
+        core.executor_mode = executors.script.mode
+        node = Node(core, roles, executors)
+        node_task = asyncio.create_task(node.run(), name="node")
+        log = logging.getLogger("cronium")
+        if "api" in roles:
             config = uvicorn.Config(
                 create_app(settings, core=core),
                 host=settings.host,
@@ -156,19 +171,22 @@ def serve(
                 lifespan="on",
             )
             server = uvicorn.Server(config)
-            logging.getLogger("cronium").info(
-                "Cronium %s listening on http://%s:%s", __version__, settings.host, settings.port
-            )
-            await server.serve()
-        finally:
-            await core.close()
-
-    try:
-        asyncio.run(_serve())
-    except CroniumError as exc:
-        _fail(exc.message)
-    except KeyboardInterrupt:
-        pass
+            log.info("Cronium %s listening on http://%s:%s (roles: %s)", __version__, settings.host,
+                     settings.port, ",".join(sorted(roles)))
+            serve_task = asyncio.create_task(server.serve(), name="http")
+            await asyncio.wait({node_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serve_task
+        else:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, node.stop)
+            log.info("Cronium %s running (roles: %s)", __version__, ",".join(sorted(roles)))
+            await asyncio.wait({node_task}, timeout=None)
+        node.stop()
+        await node_task
+    finally:
+        await core.close()
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ class Core:
     pool: asyncpg.Pool | None = None
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     hub: LiveHub = field(default_factory=LiveHub)
+    executor_mode: str | None = None  # "container" or "local", once the node chose
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
     embedded: object | None = None
 

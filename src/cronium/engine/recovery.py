@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from cronium.core import Core
 from cronium.engine import queue
 from cronium.engine.runner import concurrency_limit
+from cronium.executors.local import kill_job_processes
 from cronium.logs.hub import LiveHub
 
 log = logging.getLogger("cronium.recovery")
@@ -39,4 +41,6 @@ async def recover_once(core: Core, hub: LiveHub) -> list[queue.RecoveredJob]:
             await conn.execute("SELECT pg_notify($1, 'recovered')", queue.JOBS_CHANNEL)
     for job in recovered:
         hub.publish(job.execution_id)
+        # The dead node may have been on this host: its scripts must not outlive it.
+        await asyncio.to_thread(kill_job_processes, job.id)
     return recovered

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -86,6 +88,7 @@ class LocalExecutor(Executor[LocalHandle]):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -137,12 +140,39 @@ async def _pump(reader: asyncio.StreamReader, stream: LogStream, sink: LineSink)
         await sink(stream, line)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if Cronium dies (Linux PR_SET_PDEATHSIG)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = _load_libc()
+
+
+def kill_job_processes(job_id: int) -> None:
+    """SIGKILL every process of job `job_id` on this host, whichever attempt started it.
+
+    Recovery calls this when a node died: its scripts may still run on this machine.
+    """
+    _kill_marked(f"{job_id}-", prefix=True)
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-def _kill_marked(marker: str) -> None:
+def _kill_marked(marker: str, *, prefix: bool = False) -> None:
     """SIGKILL every process whose environment carries this job's marker (Linux /proc)."""
     needle = f"CRONIUM_JOB_MARKER={marker}".encode()
     proc_dir = Path("/proc")
@@ -156,6 +186,8 @@ def _kill_marked(marker: str) -> None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in environ.split(b"\0"):
+        variables = environ.split(b"\0")
+        matched = any(v.startswith(needle) for v in variables) if prefix else needle in variables
+        if matched:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)

@@ -45,3 +45,9 @@ class ExecutorSet:
 
 def local_only() -> ExecutorSet:
     return ExecutorSet(LocalExecutor())
+
+
+async def build_executors(settings: object) -> ExecutorSet:
+    """The node's executors per CRONIUM_EXECUTOR (container support extends this)."""
+    log.warning("scripts run with the local executor: they are NOT isolated from this host")
+    return local_only()
