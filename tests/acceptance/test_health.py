@@ -38,7 +38,7 @@ async def test_ready_reports_every_dependency(client: httpx.AsyncClient) -> None
     resp = await client.get("/ready")
     assert resp.status_code == 200
     checks = resp.json()["checks"]
-    assert set(checks) == {"database", "docker", "valkey"}
+    assert set(checks) == {"database", "docker", "valkey", "executor"}
     assert checks["database"] == {"status": "ok", "reason": None}
     for name in ("docker", "valkey"):
         assert checks[name]["status"] in ("ok", "absent", "error")

@@ -33,6 +33,16 @@ async def ready(core: CoreDep) -> JSONResponse:
         name: {"status": p.state, "reason": p.reason}
         for name, p in (("database", db), ("docker", docker), ("valkey", valkey))
     }
+    mode = core.executor_mode
+    checks["executor"] = {
+        "status": "ok" if mode else "absent",
+        "mode": mode,
+        "reason": (
+            "scripts run as local subprocesses and are NOT isolated (no Docker engine)"
+            if mode == "local"
+            else None if mode else "no worker role on this node"
+        ),
+    }
     ok = db.state == "ok"
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
     return JSONResponse(body, status_code=200 if ok else 503)
