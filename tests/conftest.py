@@ -8,14 +8,17 @@ import asyncio
 import base64
 import os
 import secrets
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -27,6 +30,7 @@ from cronium.db.models import ApiToken, Role, User
 from cronium.db.session import create_engine, session_factory
 from cronium.engine.node import Node
 from cronium.executors.registry import local_only
+from cronium.runtime.socket import bind_runtime_socket
 from cronium.security.passwords import hash_password
 from cronium.security.tokens import display_prefix, hash_token
 
@@ -113,8 +117,18 @@ async def database_url(template_db: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def runtime_socket() -> Iterator[Path]:
+    """A short socket path (Unix socket paths are limited to ~100 bytes; tmp_path is long)."""
+    folder = Path(tempfile.mkdtemp(prefix="crn-"))
+    folder.chmod(0o755)
+    yield folder / "runtime.sock"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, runtime_socket: Path) -> Settings:
     return load_settings(
+        CRONIUM_RUNTIME_SOCKET=str(runtime_socket),
         DATABASE_URL=database_url,
         CRONIUM_DATA_DIR=str(tmp_path / "data"),
         CRONIUM_ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -170,8 +184,23 @@ def api(client: httpx.AsyncClient, personas: dict[str, Persona]) -> dict[str, Ap
 
 
 @pytest.fixture
-async def node(core: Core) -> AsyncIterator[Node]:
-    """A running node (api, scheduler, worker) with the local executor."""
+async def runtime_server(settings: Settings, core: Core) -> AsyncIterator[uvicorn.Server]:
+    """The app served on the Runtime API socket, as a worker node serves it."""
+    app = create_app(settings, core=core)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    sock = bind_runtime_socket(settings.runtime_socket_path)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield server
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=15)
+    sock.close()
+
+
+@pytest.fixture
+async def node(core: Core, runtime_server: uvicorn.Server) -> AsyncIterator[Node]:
+    """A running node (api, scheduler, worker) with the local executor and Runtime API socket."""
     running = Node(core, frozenset({"api", "scheduler", "worker"}), local_only())
     task = asyncio.create_task(running.run())
     await asyncio.wait_for(running.ready.wait(), timeout=10)

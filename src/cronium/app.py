@@ -12,6 +12,8 @@ from cronium.api.errors import install_error_handlers
 from cronium.api.routers import auth, events, executions, health, servers, stream, tokens, users, variables
 from cronium.config import Settings
 from cronium.core import Core, open_core
+from cronium.runtime import router as runtime_router
+from cronium.runtime.socket import RuntimeOnlyOverSocket
 
 API_PREFIX = "/api/v1"
 
@@ -46,4 +48,6 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     for module in (auth, users, tokens, events, executions, stream, servers, variables):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(runtime_router.router)
+    app.add_middleware(RuntimeOnlyOverSocket)
     return app

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -17,6 +18,9 @@ from cronium.config import Settings, load_settings
 from cronium.core import Core, open_core
 from cronium.db.models import Role
 from cronium.errors import CroniumError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(
     name="cronium",
@@ -148,45 +152,69 @@ def serve(
 
 
 async def _serve(settings: Settings, roles: frozenset[str]) -> None:
-    import uvicorn
-
-    from cronium.app import create_app
     from cronium.engine.node import Node
     from cronium.executors.registry import build_executors
 
     core = await open_core(settings)
     try:
         executors = await build_executors(settings)
-        core.executor_mode = executors.script.mode
+        core.executor_mode = executors.script.mode if "worker" in roles else None
         node = Node(core, roles, executors)
         node_task = asyncio.create_task(node.run(), name="node")
-        log = logging.getLogger("cronium")
-        if "api" in roles:
-            config = uvicorn.Config(
-                create_app(settings, core=core),
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level.value,
-                proxy_headers=False,
-                lifespan="on",
-            )
-            server = uvicorn.Server(config)
-            log.info("Cronium %s listening on http://%s:%s (roles: %s)", __version__, settings.host,
-                     settings.port, ",".join(sorted(roles)))
-            serve_task = asyncio.create_task(server.serve(), name="http")
-            await asyncio.wait({node_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
+        server, sockets = _http_server(settings, core, roles)
+        if server is not None:
+            # uvicorn owns SIGINT/SIGTERM while it serves; its exit stops the node.
+            server_task = asyncio.create_task(server.serve(sockets=sockets), name="http")
+            await asyncio.wait({node_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
             server.should_exit = True
-            await serve_task
+            await server_task
         else:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, node.stop)
-            log.info("Cronium %s running (roles: %s)", __version__, ",".join(sorted(roles)))
-            await asyncio.wait({node_task}, timeout=None)
+            await asyncio.wait({node_task})
         node.stop()
         await node_task
     finally:
         await core.close()
+
+
+def _http_server(
+    settings: Settings, core: Core, roles: frozenset[str]
+) -> tuple[uvicorn.Server | None, list[socket.socket]]:
+    """The HTTP server: the TCP port for the api role, the Runtime API socket for workers."""
+    import uvicorn
+
+    from cronium.app import create_app
+    from cronium.runtime.socket import bind_runtime_socket
+
+    config = uvicorn.Config(
+        create_app(settings, core=core),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.value,
+        proxy_headers=False,
+        lifespan="on",
+    )
+    sockets: list[socket.socket] = []
+    where: list[str] = []
+    if "api" in roles:
+        try:
+            sockets.append(config.bind_socket())
+        except (OSError, SystemExit) as exc:
+            raise CroniumError(
+                f"CRONIUM_PORT: cannot listen on {settings.host}:{settings.port}: {exc}"
+            ) from None
+        where.append(f"http://{settings.host}:{settings.port}")
+    if roles & {"api", "worker"}:
+        sockets.append(bind_runtime_socket(settings.runtime_socket_path))
+        where.append(f"runtime socket {settings.runtime_socket_path}")
+    if not sockets:
+        return None, []
+    logging.getLogger("cronium").info(
+        "Cronium %s (roles: %s) on %s", __version__, ",".join(sorted(roles)), ", ".join(where)
+    )
+    return uvicorn.Server(config), sockets
 
 
 def main() -> None:

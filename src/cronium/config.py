@@ -71,9 +71,30 @@ class Settings(BaseSettings):
         default=10 * 1024 * 1024, ge=1024, validation_alias="CRONIUM_MAX_JOB_OUTPUT_BYTES"
     )
     misfire_grace_s: float = Field(default=2.0, ge=0, le=3600, validation_alias="CRONIUM_MISFIRE_GRACE_SECONDS")
+    # Global retention; an event's retention_days / retention_count override these.
+    log_retention_days: int = Field(default=30, ge=1, validation_alias="CRONIUM_LOG_RETENTION_DAYS")
+    execution_retention_count: int = Field(
+        default=1000, ge=1, validation_alias="CRONIUM_EXECUTION_RETENTION_COUNT"
+    )
+    runtime_max_output_bytes: int = Field(
+        default=1024 * 1024, ge=1024, validation_alias="CRONIUM_RUNTIME_MAX_OUTPUT_BYTES"
+    )
+    runtime_rate_limit_per_s: int = Field(default=2000, ge=1, validation_alias="CRONIUM_RUNTIME_RATE_LIMIT")
     session_ttl_s: int = Field(default=7 * 24 * 3600, validation_alias="CRONIUM_SESSION_TTL_SECONDS")
     secure_cookies: bool = Field(default=False, validation_alias="CRONIUM_SECURE_COOKIES")
     db_connect_timeout_s: float = Field(default=10.0, validation_alias="CRONIUM_DB_CONNECT_TIMEOUT_SECONDS")
+    # Container executor (executors/container.py). cronium/* images are built locally by
+    # scripts/build-images and never pulled; other images are pulled when missing.
+    image_python: str = Field(default="python:3.12-slim", min_length=1, validation_alias="CRONIUM_IMAGE_PYTHON")
+    image_node: str = Field(default="node:22-slim", min_length=1, validation_alias="CRONIUM_IMAGE_NODE")
+    image_bash: str = Field(default="cronium/bash:latest", min_length=1, validation_alias="CRONIUM_IMAGE_BASH")
+    container_runtime: str | None = Field(default=None, validation_alias="CRONIUM_CONTAINER_RUNTIME")
+    container_cpu: float = Field(default=1.0, gt=0, le=1024, validation_alias="CRONIUM_CONTAINER_CPU")
+    container_memory_mb: int = Field(default=512, ge=6, validation_alias="CRONIUM_CONTAINER_MEMORY_MB")
+    container_pids: int = Field(default=256, ge=8, validation_alias="CRONIUM_CONTAINER_PIDS")
+    image_pull_timeout_s: float = Field(
+        default=300.0, gt=0, le=3600, validation_alias="CRONIUM_IMAGE_PULL_TIMEOUT_SECONDS"
+    )
 
     @field_validator("port")
     @classmethod

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +16,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temp dir the embedded server's unprivileged user can enter (pytest's are 0700 under root)."""
+    path = Path(tempfile.mkdtemp(prefix="cronium-serve-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
 
 ADMIN = {"CRONIUM_ADMIN_EMAIL": "admin@example.com", "CRONIUM_ADMIN_PASSWORD": "change-me-now"}
 
@@ -91,12 +102,8 @@ def test_serve_with_an_external_database_runs_and_stops_cleanly(database_url: st
 
 
 @pytest.mark.slow
-def test_a_newcomer_runs_cronium_with_the_embedded_database(tmp_path: Path) -> None:
-    # pytest's tmp_path is mode 0700 under root; the embedded server's user must enter it.
-    tmp_path.chmod(0o755)
-    tmp_path.parent.chmod(0o755)
-    tmp_path.parent.parent.chmod(0o755)
-    data_dir = tmp_path / "cronium-data"
+def test_a_newcomer_runs_cronium_with_the_embedded_database(open_tmp: Path) -> None:
+    data_dir = open_tmp / "cronium-data"
     env = {"CRONIUM_DATA_DIR": str(data_dir), **ADMIN}
     with serving(env) as url, httpx.Client(base_url=url, timeout=10) as client:
         login_and_create_event(client, "nightly")

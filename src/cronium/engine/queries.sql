@@ -31,8 +31,8 @@ RETURNING id, cancel_requested;
 -- name: finish_job
 -- Terminal transition of job $1, only by its lease owner $2 and only once.
 UPDATE jobs
-SET status = $3::job_status, exit_code = $4, error = $5, output = $6::jsonb,
-    finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+SET status = $3::job_status, exit_code = $4, error = $5, output = coalesce($6::jsonb, output),
+    finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, runtime_token_hash = NULL
 WHERE id = $1 AND lease_owner = $2 AND status = 'running'
 RETURNING id, execution_id, event_id;
 
@@ -41,7 +41,7 @@ RETURNING id, execution_id, event_id;
 UPDATE jobs
 SET status = 'queued', attempt = attempt + 1, error = $4,
     run_after = now() + make_interval(secs => $3),
-    lease_owner = NULL, lease_expires_at = NULL, started_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL, started_at = NULL, runtime_token_hash = NULL
 WHERE id = $1 AND lease_owner = $2 AND status = 'running'
 RETURNING id, execution_id;
 
@@ -61,7 +61,7 @@ SET status = CASE WHEN j.attempt < j.max_attempts AND NOT j.cancel_requested
     error = 'node ' || expired.lease_owner || ' stopped renewing its lease (crashed or lost)',
     finished_at = CASE WHEN j.attempt < j.max_attempts AND NOT j.cancel_requested
                        THEN NULL ELSE now() END,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_expires_at = NULL, runtime_token_hash = NULL
 FROM expired
 WHERE j.id = expired.id
 RETURNING j.id, j.execution_id, j.event_id, j.status, expired.lease_owner AS lost_owner;
@@ -74,7 +74,8 @@ RETURNING id, status, lease_owner;
 
 -- name: cancel_pending
 -- Jobs of execution $1 that never started are cancelled right away.
-UPDATE jobs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started'
+UPDATE jobs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started',
+                runtime_token_hash = NULL
 WHERE execution_id = $1 AND status IN ('queued', 'waiting')
 RETURNING id;
 
@@ -111,7 +112,9 @@ SET status = outcome.status, finished_at = now(),
     error = (SELECT string_agg(DISTINCT j.error, '; ') FROM jobs j
              WHERE j.execution_id = $1 AND j.status <> 'succeeded' AND j.error IS NOT NULL),
     output = coalesce(e.output, (SELECT j.output FROM jobs j WHERE j.execution_id = $1
-                                 AND j.output IS NOT NULL ORDER BY j.id LIMIT 1))
+                                 AND j.output IS NOT NULL ORDER BY j.id LIMIT 1)),
+    condition = coalesce(e.condition, (SELECT j.condition FROM jobs j WHERE j.execution_id = $1
+                                       AND j.condition IS NOT NULL ORDER BY j.id LIMIT 1))
 FROM outcome
 WHERE e.id = $1 AND e.status NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'partial')
 RETURNING e.id, e.event_id, e.status, e.owner_id;
@@ -130,7 +133,7 @@ WITH busy AS (
 )
 UPDATE jobs SET status = 'queued', run_after = now()
 WHERE status = 'waiting' AND execution_id IN (SELECT execution_id FROM next_executions)
-RETURNING id;
+RETURNING id, execution_id;
 
 -- name: lock_event
 -- Serialise admission decisions for event $1.

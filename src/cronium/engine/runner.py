@@ -29,7 +29,19 @@ def concurrency_limit(overlap_policy: str, max_concurrent: int | None) -> int | 
     return 1 if overlap_policy in ("queue", "skip") else None
 
 
-async def load_job(core: Core, conn: asyncpg.Connection, job: ClaimedJob, mode: str) -> LoadedJob:
+CONTAINER_RUNTIME_DIR = "/run/cronium"
+
+
+def runtime_url(mode: str, core: Core) -> str:
+    """Where a script of this mode reaches the Runtime API."""
+    if mode == "container":
+        return f"unix://{CONTAINER_RUNTIME_DIR}/{core.settings.runtime_socket_path.name}"
+    return f"unix://{core.settings.runtime_socket_path}"
+
+
+async def load_job(
+    core: Core, conn: asyncpg.Connection, job: ClaimedJob, mode: str, token: str
+) -> LoadedJob:
     row = await conn.fetchrow(
         """
         SELECT e.id, e.name, e.type::text AS type, e.language::text AS language, e.content,
@@ -44,8 +56,10 @@ async def load_job(core: Core, conn: asyncpg.Connection, job: ClaimedJob, mode: 
     if row is None:
         raise ExecutorError("the job's event no longer exists", permanent=True)
     env: dict[str, str] = core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
-    secrets = list(env.values()) + await _secret_variable_values(core, conn, row["owner_id"])
+    secrets = [token, *env.values(), *await _secret_variable_values(core, conn, row["owner_id"])]
     runtime_env = {
+        "CRONIUM_RUNTIME_URL": runtime_url(mode, core),
+        "CRONIUM_EXECUTION_TOKEN": token,
         "CRONIUM_EXECUTION_ID": str(job.execution_id),
         "CRONIUM_JOB_ID": str(job.id),
         "CRONIUM_EVENT_ID": str(row["id"]),

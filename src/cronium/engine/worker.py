@@ -24,6 +24,7 @@ from cronium.executors.registry import ExecutorSet
 from cronium.logs.capture import Masker
 from cronium.logs.hub import LiveHub
 from cronium.logs.sink import JobLogWriter
+from cronium.runtime import tokens as runtime_tokens
 
 log = logging.getLogger("cronium.worker")
 
@@ -132,7 +133,8 @@ class Worker:
             await queue.mark_started(conn, job.execution_id)
             try:
                 mode = self.executors.mode_for(job)
-                loaded: LoadedJob | None = await load_job(self.core, conn, job, mode)
+                token = await runtime_tokens.mint(conn, job.id, mode)
+                loaded: LoadedJob | None = await load_job(self.core, conn, job, mode, token)
             except ExecutorError as exc:
                 loaded, load_error = None, exc
         writer = JobLogWriter(

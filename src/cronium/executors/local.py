@@ -20,6 +20,7 @@ from pathlib import Path
 from cronium.db.models import LogStream
 from cronium.executors.base import Executor, ExecutorError, JobSpec, LineSink
 from cronium.logs.capture import LineSplitter
+from cronium.sdk import SDK_DIR, preload_env
 
 _SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
 _READ_CHUNK = 64 * 1024
@@ -77,7 +78,13 @@ class LocalExecutor(Executor[LocalHandle]):
         script.write_text(spec.content)
         script.chmod(0o600)
         marker = f"{spec.job_id}-{os.urandom(6).hex()}"
-        env = {**base_env(workdir), **spec.env, **spec.runtime_env, "CRONIUM_JOB_MARKER": marker}
+        env = {
+            **base_env(workdir),
+            **preload_env(str(SDK_DIR)),
+            **spec.env,
+            **spec.runtime_env,
+            "CRONIUM_JOB_MARKER": marker,
+        }
         try:
             process = await asyncio.create_subprocess_exec(
                 *command,

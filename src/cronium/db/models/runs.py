@@ -128,6 +128,9 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    # SHA-256 of the execution token minted when the job starts; valid while it runs.
+    runtime_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    mode: Mapped[str | None] = mapped_column(String(16))  # container | local | ssh | http
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     output: Mapped[Any | None] = mapped_column(JSONB)

@@ -1,0 +1,170 @@
+"""The Runtime API (/runtime/v1): how a running script talks to Cronium.
+
+Authenticated by the job's execution token only; every call is scoped to that job's
+execution and owner. Served on the main port and on the Unix socket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from cronium.api.deps import CoreDep
+from cronium.core import Core
+from cronium.errors import NotFound, PayloadTooLarge, RateLimited, Unauthorized, ValidationFailed
+from cronium.runtime import store
+from cronium.runtime.tokens import RuntimeCaller, resolve
+
+router = APIRouter(prefix="/runtime/v1", tags=["runtime"])
+
+MAX_SMALL_BODY_BYTES = 64 * 1024
+
+
+async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send the execution token: Authorization: Bearer $CRONIUM_EXECUTION_TOKEN")
+    async with core.db.acquire() as conn:
+        caller = await resolve(conn, token.strip())
+    if caller is None:
+        raise Unauthorized("execution token is invalid or its job has ended")
+    limit = core.settings.runtime_rate_limit_per_s
+    key = f"runtime:{caller.execution_id}"
+    wait = core.limiter.retry_after_s(key, limit=limit, window_s=1.0)
+    if wait is not None:
+        raise RateLimited(f"more than {limit} Runtime API calls per second", retry_after_s=wait)
+    core.limiter.hit(key, window_s=1.0)
+    return caller
+
+
+Caller = Annotated[RuntimeCaller, Depends(runtime_caller)]
+
+
+async def json_body(request: Request, max_bytes: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    if not raw:
+        raise ValidationFailed("request body must be JSON", details={"field": "body"})
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("request body is not valid JSON", details={"field": "body"}) from None
+
+
+def _value_of(body: Any) -> Any:
+    """Bodies are {"value": …}; a bare JSON value is accepted too."""
+    if isinstance(body, dict) and set(body) == {"value"}:
+        return body["value"]
+    return body
+
+
+class Ok(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    ok: bool = True
+
+
+@router.get("/input")
+async def get_input(caller: Caller, core: CoreDep) -> Any:
+    """The execution's input."""
+    async with core.db.acquire() as conn:
+        return {"value": await store.execution_input(conn, caller)}
+
+
+@router.put("/output")
+async def put_output(request: Request, caller: Caller, core: CoreDep) -> Ok:
+    """Set this job's output (JSON, at most CRONIUM_RUNTIME_MAX_OUTPUT_BYTES)."""
+    value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
+    async with core.db.acquire() as conn:
+        await store.set_output(conn, caller, value)
+    return Ok()
+
+
+@router.get("/condition")
+async def get_condition(caller: Caller, core: CoreDep) -> Any:
+    """The condition set by this job (null until set)."""
+    async with core.db.acquire() as conn:
+        return {"value": await store.get_condition(conn, caller)}
+
+
+@router.put("/condition")
+async def put_condition(request: Request, caller: Caller, core: CoreDep) -> Ok:
+    """Set the condition that drives on_condition actions (true or false)."""
+    value = _value_of(await json_body(request, MAX_SMALL_BODY_BYTES))
+    if not isinstance(value, bool):
+        raise ValidationFailed("condition must be true or false", details={"field": "value"})
+    async with core.db.acquire() as conn:
+        await store.set_condition(conn, caller, value)
+    return Ok()
+
+
+@router.get("/context")
+async def get_context(caller: Caller) -> dict[str, Any]:
+    """The event, execution, job and user this script runs for."""
+    return store.context(caller)
+
+
+@router.get("/variables/{key}")
+async def get_variable(key: str, caller: Caller, core: CoreDep) -> Any:
+    """A variable of the event's owner; 404 when it does not exist."""
+    async with core.db.acquire() as conn:
+        found, value = await store.get_variable(conn, core, caller, key)
+    if not found:
+        raise NotFound(f"variable {key!r} not found")
+    return {"key": key, "value": value}
+
+
+@router.put("/variables/{key}")
+async def put_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Ok:
+    """Create or replace a variable (a secret one stays secret)."""
+    store.check_key(key)
+    value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
+    async with core.db.acquire() as conn:
+        await store.put_variable(conn, core, caller, key, value)
+    return Ok()
+
+
+@router.delete("/variables/{key}")
+async def delete_variable(key: str, caller: Caller, core: CoreDep) -> Response:
+    """Delete a variable; 404 when it does not exist."""
+    async with core.db.acquire() as conn:
+        if not await store.delete_variable(conn, caller, key):
+            raise NotFound(f"variable {key!r} not found")
+    return Response(status_code=204)
+
+
+@router.post("/variables/{key}/increment")
+async def increment_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
+    """Atomically add `by` (default 1) to a numeric variable (missing counts as 0)."""
+    store.check_key(key)
+    body = await json_body(request, MAX_SMALL_BODY_BYTES) if request.headers.get("content-length") not in (None, "0") else {}
+    by = body.get("by", 1) if isinstance(body, dict) else body
+    if isinstance(by, bool) or not isinstance(by, int | float):
+        raise ValidationFailed("'by' must be a number", details={"field": "by"})
+    async with core.db.acquire() as conn:
+        value = await store.increment_variable(conn, core, caller, key, by)
+    return {"key": key, "value": value}
+
+
+@router.post("/variables/{key}/append")
+async def append_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
+    """Atomically append a value to a list variable (missing starts an empty list)."""
+    store.check_key(key)
+    value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
+    async with core.db.acquire() as conn:
+        length = await store.append_variable(conn, core, caller, key, value)
+    return {"key": key, "length": length}
+
+
+def runtime_core(request: Request) -> Core:
+    core: Core = request.app.state.core
+    return core

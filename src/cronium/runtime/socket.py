@@ -1,0 +1,68 @@
+"""The Runtime API's Unix socket: bound next to the TCP port on the same server.
+
+Scripts reach it without any network (containers get its directory mounted). Over the
+socket only /runtime/ paths answer; the rest of the app is for the TCP port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+SOCKET_PATH_MAX = 100
+
+
+def bind_runtime_socket(path: Path) -> socket.socket:
+    """Bind the socket (replacing a stale one) so any local user with a token may connect.
+
+    The execution token is the access control; the file mode only has to let job users
+    (e.g. uid 65534 in containers) connect.
+    """
+    if len(str(path)) >= SOCKET_PATH_MAX:
+        from cronium.errors import ConfigError
+
+        raise ConfigError(f"CRONIUM_RUNTIME_SOCKET: path {path} is longer than {SOCKET_PATH_MAX - 1} bytes")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o755)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o666)
+    sock.setblocking(False)
+    return sock
+
+
+class RuntimeOnlyOverSocket:
+    """Answer 404 to anything but /runtime/ on Unix-socket connections."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server: Any = scope.get("server")
+        # uvicorn reports a Unix socket as (path, None).
+        over_socket = (
+            scope["type"] in ("http", "websocket")
+            and server is not None
+            and server[1] is None
+            and str(server[0]).startswith("/")
+        )
+        if over_socket and not str(scope.get("path", "")).startswith("/runtime/"):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            body = json.dumps(
+                {"error": {"code": "not_found", "message": "only /runtime/ is served on this socket", "details": None}}
+            ).encode()
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
