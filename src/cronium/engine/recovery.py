@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from cronium.core import Core
-from cronium.engine import queue
+from cronium.engine import actions, queue
 from cronium.engine.runner import concurrency_limit
 from cronium.executors.local import kill_job_processes
 from cronium.logs.hub import LiveHub
@@ -28,7 +28,9 @@ async def recover_once(core: Core, hub: LiveHub) -> list[queue.RecoveredJob]:
         for job in recovered:
             if job.status.value == "queued":
                 continue
-            await queue.settle_execution(conn, job.execution_id)
+            finished = await queue.settle_execution(conn, job.execution_id)
+            if finished is not None:
+                await actions.on_settled(conn, finished)
             settled_events.add(job.event_id)
         for event_id in settled_events:
             row = await conn.fetchrow(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cronium.core import Core
 from cronium.db.models import JobStatus, LogStream
-from cronium.engine import queue
+from cronium.engine import actions, queue
 from cronium.engine.queue import ClaimedJob
 from cronium.engine.runner import LoadedJob, load_job
 from cronium.executors.base import ExecutorError, JobResult
@@ -204,6 +204,8 @@ class Worker:
             if not won:
                 return
             finished = await queue.settle_execution(conn, job.execution_id)
+            if finished is not None:
+                await actions.on_settled(conn, finished)
             if loaded is not None and loaded.concurrency_limit is not None:
                 await queue.admit(conn, job.event_id, loaded.concurrency_limit)
         self.hub.publish(job.execution_id)

@@ -13,7 +13,7 @@ from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate
 from cronium.api.schemas.events import MAX_ID
 from cronium.api.schemas.runs import CancelOut, ExecutionOut, JobOut, LogLineOut, LogsOut
 from cronium.db.models import Execution, ExecutionStatus, Job, LogLine, Trigger
-from cronium.engine import queue
+from cronium.engine import actions, queue
 from cronium.errors import Conflict
 
 router = APIRouter(prefix="/executions", tags=["executions"])
@@ -123,5 +123,6 @@ async def cancel_execution(execution_id: ExecutionId, principal: WriterDep, core
         finished = await queue.settle_execution(conn, execution_id)
         if finished is not None:
             status = finished.status
+            await actions.on_settled(conn, finished)
     core.hub.publish(execution_id)
     return CancelOut(execution_id=execution_id, status=status)

@@ -23,9 +23,10 @@ from cronium.db.models.base import (
 )
 from cronium.db.models.events import Event, EventAction, EventServer
 from cronium.db.models.resources import Server, ToolCredential, Variable
-from cronium.db.models.runs import Execution, Job, LogLine, Node, ScheduleFire
+from cronium.db.models.runs import ActionDelivery, Execution, Job, LogLine, Node, ScheduleFire
 
 __all__ = [
+    "ActionDelivery",
     "ActionTrigger",
     "ActionType",
     "ApiToken",

@@ -188,3 +188,28 @@ class Node(Base):
     version: Mapped[str] = mapped_column(String(50), nullable=False)
     started_at: Mapped[datetime] = created_at_column()
     last_seen_at: Mapped[datetime] = created_at_column()
+
+
+class ActionDelivery(Base):
+    """Outbox of tool actions: written when an execution settles, sent by a worker."""
+
+    __tablename__ = "action_deliveries"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "action_id", name="uq_action_deliveries_execution_action"),
+        Index("ix_action_deliveries_pending", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = id_column()
+    execution_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("executions.id", ondelete="CASCADE"), nullable=False
+    )
+    action_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("event_actions.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    next_attempt_at: Mapped[datetime] = created_at_column()
+    result: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
