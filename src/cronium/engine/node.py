@@ -16,6 +16,8 @@ import asyncpg
 from cronium import __version__
 from cronium.core import Core
 from cronium.engine import queue
+from cronium.engine.actions import ACTIONS_CHANNEL
+from cronium.engine.deliveries import delivery_loop
 from cronium.engine.listener import Handler, Listener
 from cronium.engine.recovery import recover_once
 from cronium.engine.scheduler import Scheduler
@@ -43,8 +45,10 @@ class Node:
             queue.STATUS_CHANNEL: [core.hub.on_notify],
         }
         self.listener = Listener(core.engine.url.render_as_string(hide_password=False), handlers)
+        self.deliveries_wake = asyncio.Event()
         if self.worker is not None:
             worker = self.worker
+            handlers[ACTIONS_CHANNEL] = [lambda _payload: self.deliveries_wake.set()]
             handlers[queue.JOBS_CHANNEL] = [lambda _payload: worker.wake.set()]
             handlers[queue.CANCEL_CHANNEL] = [worker.on_cancel_notify]
             self.listener.on_reconnect.append(worker.wake.set)
@@ -65,6 +69,9 @@ class Node:
                 if self.worker is not None:
                     group.create_task(self.worker.claim_loop(self.stop_event), name="claim")
                     group.create_task(self.worker.heartbeat_loop(self.stop_event), name="heartbeat")
+                    group.create_task(
+                        delivery_loop(self.core, self.stop_event, self.deliveries_wake), name="deliveries"
+                    )
                 if self.roles & {"worker", "scheduler"}:
                     group.create_task(self._recovery_loop(), name="recovery")
                 if self.scheduler is not None:

@@ -1,0 +1,1 @@
+"""Tool integrations. Each lives in its own folder and is registered in `registry`."""
