@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -128,6 +129,49 @@ def create_token(
             return token
 
     typer.echo(_run(_action))
+
+
+@app.command("migrate-scripts")
+def migrate_scripts(
+    paths: Annotated[list[Path], typer.Argument(help="Script files or folders to rewrite.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing.")] = False,
+    backup: Annotated[bool, typer.Option(help="Keep the original as <file>.orig.")] = True,
+) -> None:
+    """Rewrite scripts that used the old input.json/output.json helpers into SDK calls."""
+    from cronium.domain.script_migration import LANGUAGES, language_of, migrate
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in LANGUAGES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            _fail(f"{path}: no such file or directory", 1)
+    changed = 0
+    for file in files:
+        try:
+            text = file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"{file}: cannot read: {exc}", 1)
+        language = language_of(file, text)
+        if language is None:
+            typer.echo(f"{file}: skipped (unknown language: use .sh, .py or .js, or a #! line)", err=True)
+            continue
+        result = migrate(text, language)
+        for line_no, line in result.unresolved:
+            typer.echo(f"{file}:{line_no}: still mentions a helper file, rewrite by hand: {line.strip()}", err=True)
+        if not result.changed:
+            continue
+        changed += 1
+        if dry_run:
+            typer.echo(result.diff(str(file)), nl=False)
+            continue
+        if backup:
+            file.with_name(file.name + ".orig").write_text(text)
+        file.write_text(result.rewritten)
+    verb = "would change" if dry_run else "changed"
+    typer.echo(f"{verb} {changed} of {len(files)} file(s)", err=True)
 
 
 @app.command()
