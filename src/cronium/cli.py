@@ -131,6 +131,29 @@ def create_token(
     typer.echo(_run(_action))
 
 
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="YAML files or folders of event definitions.")],
+    email: Annotated[str, typer.Option(help="The user who will own the events.")],
+) -> None:
+    """Create or update events from YAML definitions (idempotent, by name)."""
+    from cronium.domain.accounts import require_user
+    from cronium.domain.importer import import_events, load_definitions
+
+    try:
+        definitions = load_definitions(paths)
+    except CroniumError as exc:
+        _fail(exc.message, 1)
+
+    async def _action(core: Core) -> dict[str, tuple[int, str]]:
+        async with core.sessions() as db, db.begin():
+            user = await require_user(db, email)
+            return await import_events(db, core.cipher, user.id, definitions)
+
+    for name, (event_id, verb) in _run(_action).items():
+        typer.echo(f"{verb} {name} (id {event_id})")
+
+
 @app.command("migrate-scripts")
 def migrate_scripts(
     paths: Annotated[list[Path], typer.Argument(help="Script files or folders to rewrite.")],
