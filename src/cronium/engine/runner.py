@@ -77,8 +77,8 @@ async def load_job(
         content=row["content"],
         env=env,
         runtime_env=runtime_env,
-        input=_json(row["input"]),
-        http=_json(row["http_spec"]),
+        input=row["input"],
+        http=row["http_spec"],
         image=row["image"],
         cpu=row["cpu"],
         memory_mb=row["memory_mb"],
@@ -104,7 +104,3 @@ async def _secret_variable_values(core: Core, conn: asyncpg.Connection, owner_id
         value = core.cipher.decrypt_json(record["value_encrypted"])
         values.append(value if isinstance(value, str) else json.dumps(value))
     return values
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
