@@ -29,6 +29,7 @@ from cronium.errors import ConfigError
 from cronium.security.crypto import Cipher, load_or_create_key
 from cronium.security.passwords import hash_password
 from cronium.logs.hub import LiveHub
+from cronium.runtime.tokens import CallerCache
 from cronium.services.ratelimit import MemoryRateLimiter, RateLimiter
 
 log = logging.getLogger("cronium.core")
@@ -46,6 +47,7 @@ class Core:
     pool: asyncpg.Pool | None = None
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     hub: LiveHub = field(default_factory=LiveHub)
+    runtime_callers: CallerCache = field(default_factory=CallerCache)
     executor_mode: str | None = None  # "container" or "local", once the node chose
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
     embedded: object | None = None

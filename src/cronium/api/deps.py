@@ -26,7 +26,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TOUCH_EVERY = timedelta(seconds=60)
 
 
-def get_core(request: Request) -> Core:
+async def get_core(request: Request) -> Core:
     core: Core = request.app.state.core
     return core
 

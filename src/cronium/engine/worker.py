@@ -117,6 +117,7 @@ class Worker:
         except Exception:
             log.exception("job %s crashed the worker path", job.id, extra={"action": "job_crash"})
         finally:
+            self.core.runtime_callers.evict_job(job.id)
             self.running.pop(job.id, None)
             self._slot_freed.set()
             log.info(

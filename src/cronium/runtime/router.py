@@ -16,6 +16,7 @@ from cronium.api.deps import CoreDep
 from cronium.core import Core
 from cronium.errors import NotFound, PayloadTooLarge, RateLimited, Unauthorized, ValidationFailed
 from cronium.runtime import store
+from cronium.runtime.socket import over_unix_socket
 from cronium.runtime.tokens import RuntimeCaller, resolve
 
 router = APIRouter(prefix="/runtime/v1", tags=["runtime"])
@@ -28,8 +29,15 @@ async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send the execution token: Authorization: Bearer $CRONIUM_EXECUTION_TOKEN")
-    async with core.db.acquire() as conn:
-        caller = await resolve(conn, token.strip())
+    token = token.strip()
+    cached = core.runtime_callers.get(token) if over_unix_socket(request.scope) else None
+    if cached is not None:
+        caller: RuntimeCaller | None = cached
+    else:
+        async with core.db.acquire() as conn:
+            caller = await resolve(conn, token)
+        if caller is not None and over_unix_socket(request.scope):
+            core.runtime_callers.put(token, caller)
     if caller is None:
         raise Unauthorized("execution token is invalid or its job has ended")
     limit = core.settings.runtime_rate_limit_per_s

@@ -39,6 +39,12 @@ def bind_runtime_socket(path: Path) -> socket.socket:
     return sock
 
 
+def over_unix_socket(scope: Scope) -> bool:
+    """uvicorn reports a Unix-socket connection's server as (path, None)."""
+    server: Any = scope.get("server")
+    return server is not None and server[1] is None and str(server[0]).startswith("/")
+
+
 class RuntimeOnlyOverSocket:
     """Answer 404 to anything but /runtime/ on Unix-socket connections."""
 
@@ -46,14 +52,7 @@ class RuntimeOnlyOverSocket:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        server: Any = scope.get("server")
-        # uvicorn reports a Unix socket as (path, None).
-        over_socket = (
-            scope["type"] in ("http", "websocket")
-            and server is not None
-            and server[1] is None
-            and str(server[0]).startswith("/")
-        )
+        over_socket = scope["type"] in ("http", "websocket") and over_unix_socket(scope)
         if over_socket and not str(scope.get("path", "")).startswith("/runtime/"):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})

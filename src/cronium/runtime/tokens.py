@@ -74,3 +74,27 @@ async def resolve(conn: asyncpg.Connection, token: str) -> RuntimeCaller | None:
         user_email=row["email"],
         mode=row["mode"],
     )
+
+
+class CallerCache:
+    """Token → running job, for calls that arrive over this node's Unix socket.
+
+    Only the node that runs a job serves its socket, and its worker evicts the job's
+    entry the moment the job ends, so a cached token never outlives its job.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._by_hash: dict[str, RuntimeCaller] = {}
+        self._max = max_entries
+
+    def get(self, token: str) -> RuntimeCaller | None:
+        return self._by_hash.get(hash_token(token))
+
+    def put(self, token: str, caller: RuntimeCaller) -> None:
+        if len(self._by_hash) >= self._max:
+            self._by_hash.clear()
+        self._by_hash[hash_token(token)] = caller
+
+    def evict_job(self, job_id: int) -> None:
+        for key in [k for k, c in self._by_hash.items() if c.job_id == job_id]:
+            del self._by_hash[key]
