@@ -140,3 +140,26 @@ async def test_a_success_sends_an_email(api: dict[str, Api], core: Core, node: N
     await asyncio.sleep(0.5)
     logs = [l["line"] for l in (await api["user"].get(f"/executions/{execution_id}/logs")).json()["items"]]
     assert "email action send sent" in logs
+
+
+async def test_a_script_sends_an_email_through_the_sdk(api: dict[str, Api], core: Core, node: Node, smtp: Any) -> None:
+    controller, inbox = smtp
+    await credential(core, 2, "mail", "email", {"host": "127.0.0.1", "port": controller.port, "security": "none"})
+    script = "cronium.send_email('dev@example.com', 'from a script', 'body text')\nprint('sent')"
+    resp = await api["user"].post("/events", json={"name": "mailer", "language": "python", "content": script})
+    run = await api["user"].post(f"/events/{resp.json()['id']}/run")
+    done = await wait_for_status(api["user"], run.json()["execution_id"])
+    assert done["status"] == "succeeded", done
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0].rcpt_tos == ["dev@example.com"]
+    assert "Subject: from a script" in inbox.messages[0].content.decode()
+
+
+async def test_an_unsupported_tool_is_a_clear_error_for_the_script(api: dict[str, Api], core: Core, node: Node) -> None:
+    await credential(core, 2, "s", "slack", {"webhook_url": "http://127.0.0.1:9/x"})
+    script = "try:\n    cronium.send_slack_message('hi')\nexcept cronium.CroniumError as exc:\n    print('error', exc)"
+    resp = await api["user"].post("/events", json={"name": "slacker", "language": "python", "content": script})
+    run = await api["user"].post(f"/events/{resp.json()['id']}/run")
+    done = await wait_for_status(api["user"], run.json()["execution_id"])
+    logs = [l["line"] for l in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]]
+    assert any("tool 'slack' is not supported" in line for line in logs), logs

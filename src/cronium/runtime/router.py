@@ -18,6 +18,7 @@ from cronium.errors import NotFound, PayloadTooLarge, RateLimited, Unauthorized,
 from cronium.runtime import store
 from cronium.runtime.socket import over_unix_socket
 from cronium.runtime.tokens import RuntimeCaller, resolve
+from cronium.tools.registry import run_tool_action
 
 router = APIRouter(prefix="/runtime/v1", tags=["runtime"])
 
@@ -176,3 +177,20 @@ async def append_variable(key: str, request: Request, caller: Caller, core: Core
 def runtime_core(request: Request) -> Core:
     core: Core = request.app.state.core
     return core
+
+
+@router.post("/tool-actions")
+async def tool_action(request: Request, caller: Caller, core: CoreDep) -> Any:
+    """Run a tool action now with one of the owner's credentials; answers its result."""
+    body = await json_body(request, core.settings.runtime_max_output_bytes)
+    if not isinstance(body, dict) or not isinstance(body.get("tool"), str) or not isinstance(body.get("action"), str):
+        raise ValidationFailed("body must be {\"tool\": …, \"action\": …, \"params\": {…}}", details={"field": "body"})
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValidationFailed("params must be an object", details={"field": "params"})
+    params = dict(params)
+    credential_id = body.get("credential_id", params.pop("credential_id", None))
+    async with core.db.acquire() as conn:
+        config = await store.credential_config(conn, core, caller, body["tool"], credential_id)
+    result = await run_tool_action(body["tool"], body["action"], params, config)
+    return {"ok": True, "result": result}

@@ -25,3 +25,17 @@ def runner(tool: str) -> Callable[[ActionCall], Awaitable[ActionResult]]:
 
 def catalogue() -> dict[str, dict[str, Any]]:
     return {name: module.actions for name, module in TOOLS.items()}
+
+
+async def run_tool_action(tool: str, action: str, params: dict[str, Any], config: dict[str, Any]) -> Any:
+    """Run one action now (scripts' execute_tool_action); permanent errors become 422."""
+    from cronium.errors import ValidationFailed
+
+    short = action.rpartition(".")[2]
+    try:
+        result = await runner(tool)(ActionCall(action=short, params=params, config=config))
+    except ToolError as exc:
+        if exc.permanent:
+            raise ValidationFailed(exc.message) from None
+        raise
+    return result.detail

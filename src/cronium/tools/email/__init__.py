@@ -17,6 +17,9 @@ actions: dict[str, dict[str, Any]] = {
             "to": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
             "subject": {"type": "string"},
             "text": {"type": "string"},
+            "body": {"type": "string", "description": "Same as text."},
+            "bcc": {"type": "array", "items": {"type": "string"}},
+            "reply_to": {"type": "string"},
             "html": {"type": "string"},
             "cc": {"type": "array", "items": {"type": "string"}},
         },
@@ -34,10 +37,14 @@ def build_message(config: dict[str, Any], params: dict[str, Any]) -> EmailMessag
     message = EmailMessage()
     message["From"] = str(config.get("from") or config.get("username") or "cronium@localhost")
     message["To"] = ", ".join(recipients)
-    if params.get("cc"):
-        message["Cc"] = ", ".join(params["cc"])
+    for header, key in (("Cc", "cc"), ("Bcc", "bcc")):
+        if params.get(key):
+            value = params[key]
+            message[header] = value if isinstance(value, str) else ", ".join(value)
+    if params.get("reply_to"):
+        message["Reply-To"] = str(params["reply_to"])
     message["Subject"] = str(params.get("subject", ""))
-    message.set_content(str(params.get("text") or ""))
+    message.set_content(str(params.get("text") or params.get("body") or ""))
     if params.get("html"):
         message.add_alternative(str(params["html"]), subtype="html")
     return message
