@@ -114,7 +114,9 @@ async def get_logs(
 @router.post("/{execution_id}/cancel", response_model=CancelOut, status_code=202)
 async def cancel_execution(execution_id: ExecutionId, principal: WriterDep, core: CoreDep, db: DbDep) -> CancelOut:
     """Cancel a run: pending jobs end at once, running ones get SIGTERM, then SIGKILL."""
-    ex = await get_visible(db, Execution, execution_id, principal, for_write=True, what="execution")
+    # No row lock here: the cancel below runs on the engine's own connection and must not
+    # wait for this request's transaction. WriterDep already refuses viewers.
+    ex = await get_visible(db, Execution, execution_id, principal, what="execution")
     if ex.status in TERMINAL:
         raise Conflict(f"execution {execution_id} already finished ({ex.status.value})")
     status = ex.status
