@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from croniter import CroniterBadDateError
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cronium.api.schemas.events import (
@@ -51,37 +53,56 @@ def compute_next_fire(event: Event, now: datetime | None = None) -> datetime | N
     if event.max_executions is not None and event.execution_count >= event.max_executions:
         return None
     now = now or datetime.now(UTC)
-    after = max(now, event.start_at) if event.start_at else now
-    if event.schedule_kind is ScheduleKind.cron and event.cron:
-        return next_fires(event.cron, event.timezone, after, count=1)[0]
-    if event.schedule_kind is ScheduleKind.interval and event.interval_seconds:
-        return next_interval_fire(event.start_at or now, event.interval_seconds, after)
+    after = now
+    if event.start_at is not None and event.start_at > now:
+        # The start itself may be the first fire: look from just before it.
+        after = event.start_at - timedelta(microseconds=1)
+    try:
+        if event.schedule_kind is ScheduleKind.cron and event.cron:
+            return next_fires(event.cron, event.timezone, after, count=1)[0]
+        if event.schedule_kind is ScheduleKind.interval and event.interval_seconds:
+            return next_interval_fire(event.start_at or now, event.interval_seconds, after)
+    except (OverflowError, CroniterBadDateError):
+        return None  # the next fire would be after the year 9999: there is none
     if event.schedule_kind is ScheduleKind.once:
         return event.run_at
     return None
 
 
-async def _check_references(db: AsyncSession, owner_id: int, body: EventIn, event_id: int | None) -> None:
+async def _check_references(
+    db: AsyncSession, owner_id: int, body: EventIn, event_id: int | None
+) -> None:
     """Servers, target events and credentials must belong to the event's owner."""
     server_ids = set(body.targets.server_ids)
     if server_ids:
         found = set(
-            (await db.scalars(select(Server.id).where(Server.id.in_(server_ids), Server.owner_id == owner_id))).all()
+            (
+                await db.scalars(
+                    select(Server.id).where(Server.id.in_(server_ids), Server.owner_id == owner_id)
+                )
+            ).all()
         )
         missing = sorted(server_ids - found)
         if missing:
             raise ValidationFailed(
-                f"targets.server_ids: server {missing[0]} not found", details={"field": "targets.server_ids"}
+                f"targets.server_ids: server {missing[0]} not found",
+                details={"field": "targets.server_ids"},
             )
     event_ids = {a.event_id for a in body.actions if a.type is ActionType.run_event and a.event_id}
     event_ids.discard(event_id)  # an event may trigger itself; the chain depth limit stops loops
     if event_ids:
         found = set(
-            (await db.scalars(select(Event.id).where(Event.id.in_(event_ids), Event.owner_id == owner_id))).all()
+            (
+                await db.scalars(
+                    select(Event.id).where(Event.id.in_(event_ids), Event.owner_id == owner_id)
+                )
+            ).all()
         )
         missing = sorted(event_ids - found)
         if missing:
-            raise ValidationFailed(f"actions: event {missing[0]} not found", details={"field": "actions"})
+            raise ValidationFailed(
+                f"actions: event {missing[0]} not found", details={"field": "actions"}
+            )
     cred_ids = {a.credential_id for a in body.actions if a.credential_id}
     if body.tool is not None:
         cred_ids.add(body.tool.credential_id)
@@ -97,10 +118,14 @@ async def _check_references(db: AsyncSession, owner_id: int, body: EventIn, even
         )
         missing = sorted(cred_ids - found)
         if missing:
-            raise ValidationFailed(f"credential {missing[0]} not found", details={"field": "credential_id"})
+            raise ValidationFailed(
+                f"credential {missing[0]} not found", details={"field": "credential_id"}
+            )
 
 
-async def _check_unique_name(db: AsyncSession, owner_id: int, name: str, event_id: int | None) -> None:
+async def _check_unique_name(
+    db: AsyncSession, owner_id: int, name: str, event_id: int | None
+) -> None:
     stmt = select(Event.id).where(Event.owner_id == owner_id, Event.name == name)
     if event_id is not None:
         stmt = stmt.where(Event.id != event_id)
@@ -117,7 +142,9 @@ def _apply_schedule(event: Event, body: EventIn) -> None:
     event.run_at = getattr(sched, "at", None)
 
 
-def _apply_webhook(event: Event, body: EventIn, cipher: Cipher, webhook_set: dict[str, Any]) -> None:
+def _apply_webhook(
+    event: Event, body: EventIn, cipher: Cipher, webhook_set: dict[str, Any]
+) -> None:
     hook = body.webhook
     event.webhook_enabled = hook.enabled
     if hook.enabled and (event.webhook_key is None or hook.regenerate_key):
@@ -140,10 +167,26 @@ async def save_event(
     is_new = event.id is None
     was_active = event.status is EventStatus.active
     scalar_fields = (
-        "name", "description", "type", "language", "content", "status", "start_at", "max_executions",
-        "reset_counter_on_activate", "misfire_policy", "misfire_window_seconds", "overlap_policy",
-        "max_concurrent", "timeout_seconds", "retries", "retry_backoff_seconds", "input", "image",
-        "network", "tags",
+        "name",
+        "description",
+        "type",
+        "language",
+        "content",
+        "status",
+        "start_at",
+        "max_executions",
+        "reset_counter_on_activate",
+        "misfire_policy",
+        "misfire_window_seconds",
+        "overlap_policy",
+        "max_concurrent",
+        "timeout_seconds",
+        "retries",
+        "retry_backoff_seconds",
+        "input",
+        "image",
+        "network",
+        "tags",
     )
     for name in scalar_fields:
         setattr(event, name, getattr(body, name))
@@ -151,7 +194,11 @@ async def save_event(
     event.tool_spec = body.tool.model_dump() if body.tool else None
     _apply_schedule(event, body)
     event.run_local = body.targets.local
-    event.cpu, event.memory_mb, event.pids = body.resources.cpu, body.resources.memory_mb, body.resources.pids
+    event.cpu, event.memory_mb, event.pids = (
+        body.resources.cpu,
+        body.resources.memory_mb,
+        body.resources.pids,
+    )
     if "env" in fields_set:
         env = body.env or {}
         event.env_encrypted = cipher.encrypt_json(env) if env else None
@@ -162,7 +209,15 @@ async def save_event(
     event.next_fire_at = compute_next_fire(event)
     if is_new:
         db.add(event)
-    await db.flush()
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        # Two requests raced past _check_unique_name; the unique constraint decided.
+        if "uq_events_owner_name" in str(exc.orig):
+            raise Conflict(
+                f"you already have an event named {body.name!r}", details={"field": "name"}
+            ) from None
+        raise
     if is_new or "targets" in fields_set:
         await _replace_servers(db, event.id, body.targets.server_ids)
     if is_new or "actions" in fields_set:
@@ -204,12 +259,16 @@ async def _replace_actions(db: AsyncSession, event_id: int, actions: list[Action
 async def event_out(db: AsyncSession, event: Event) -> EventOut:
     server_ids = (
         await db.scalars(
-            select(EventServer.server_id).where(EventServer.event_id == event.id).order_by(EventServer.server_id)
+            select(EventServer.server_id)
+            .where(EventServer.event_id == event.id)
+            .order_by(EventServer.server_id)
         )
     ).all()
     actions = (
         await db.scalars(
-            select(EventAction).where(EventAction.event_id == event.id).order_by(EventAction.position)
+            select(EventAction)
+            .where(EventAction.event_id == event.id)
+            .order_by(EventAction.position)
         )
     ).all()
     return EventOut(
@@ -245,8 +304,14 @@ async def event_out(db: AsyncSession, event: Event) -> EventOut:
         tags=list(event.tags),
         actions=[
             ActionOut(
-                id=a.id, on=a.on, type=a.type, condition=a.condition, event_id=a.target_event_id,
-                credential_id=a.credential_id, action=a.action, params=a.params,
+                id=a.id,
+                on=a.on,
+                type=a.type,
+                condition=a.condition,
+                event_id=a.target_event_id,
+                credential_id=a.credential_id,
+                action=a.action,
+                params=a.params,
             )
             for a in actions
         ],
@@ -264,7 +329,15 @@ async def stored_body(db: AsyncSession, event: Event) -> dict[str, Any]:
     """The stored event in the input shape (without write-only values), for PATCH merging."""
     out = await event_out(db, event)
     data = out.model_dump(mode="python")
-    for key in ("id", "owner_id", "next_fire_at", "execution_count", "env_keys", "created_at", "updated_at"):
+    for key in (
+        "id",
+        "owner_id",
+        "next_fire_at",
+        "execution_count",
+        "env_keys",
+        "created_at",
+        "updated_at",
+    ):
         data.pop(key)
     data["actions"] = [
         {k: v for k, v in a.items() if k != "id" and v is not None and (k != "params" or v)}

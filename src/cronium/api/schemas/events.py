@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from cronium.api.schemas.common import Body, Out
 from cronium.db.models import (
@@ -24,16 +25,63 @@ MAX_SCRIPT_BYTES = 1024 * 1024
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IMAGE_REF = re.compile(r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+MAX_INT = 2**31 - 1  # PostgreSQL integer
 
 
 def _strip_name(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must not be blank")
+    if CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters")
     return value
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return value
+
+
+def _json_safe(value: Any, path: str = "") -> Any:
+    """JSON that PostgreSQL's jsonb stores: no NUL characters, no NaN or Infinity."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'value'}: text must not contain NUL characters (\\u0000)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path or 'value'}: numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}".lstrip(".")
+            _json_safe(key, where)
+            _json_safe(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _json_safe(item, f"{path}[{index}]")
+    return value
+
+
+def _storable_time(value: datetime | None) -> datetime | None:
+    """An aware datetime that exists in UTC (year 1 to 9999 after conversion)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("needs a timezone, e.g. 2030-01-01T09:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range: use a time between years 1 and 9999 (UTC)") from None
+
+
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_strip_name)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_safe)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+AwareTime = Annotated[datetime, AfterValidator(_storable_time)]
 
 
 class ManualSchedule(Body):
@@ -48,7 +96,8 @@ class CronSchedule(Body):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        return _reraise(validate_cron, value)
+        normalised: str = _reraise(validate_cron, value)
+        return normalised
 
     @field_validator("timezone")
     @classmethod
@@ -64,14 +113,7 @@ class IntervalSchedule(Body):
 
 class OnceSchedule(Body):
     kind: Literal["once"]
-    at: datetime
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a timezone, e.g. 2030-01-01T09:00:00Z")
-        return value
+    at: AwareTime
 
 
 Schedule = Annotated[
@@ -92,7 +134,9 @@ def _reraise(fn: Any, value: str) -> Any:
 class HttpSpec(Body):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     url: Annotated[str, Field(min_length=1, max_length=4096)]
-    headers: dict[str, Annotated[str, Field(max_length=8192)]] = Field(default_factory=dict)
+    headers: dict[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=8192)]] = (
+        Field(default_factory=dict)
+    )
     body: Any = None
     timeout_seconds: Annotated[int | None, Field(gt=0, le=3600)] = None
 
@@ -101,21 +145,40 @@ class HttpSpec(Body):
     def _url(cls, value: str) -> str:
         from urllib.parse import urlparse
 
+        if CONTROL_CHARS.search(value) or " " in value:
+            raise ValueError("must not contain spaces or control characters")
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("must be an absolute http:// or https:// URL")
         return value
 
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if CONTROL_CHARS.search(header.replace("\t", "")):
+                raise ValueError(
+                    f"header {name!r}: the value must not contain line breaks or control characters"
+                )
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: Any) -> Any:
+        return _json_safe(value)
+
 
 class ToolSpec(Body):
-    credential_id: int
-    action: Annotated[str, Field(min_length=1, max_length=100)]
-    params: dict[str, Any] = Field(default_factory=dict)
+    credential_id: Id
+    action: Annotated[Text, Field(min_length=1, max_length=100)]
+    params: JsonObject = Field(default_factory=dict)
 
 
 class Targets(Body):
     local: bool = True
-    server_ids: Annotated[list[int], Field(max_length=200)] = Field(default_factory=list)
+    server_ids: Annotated[list[Id], Field(max_length=200)] = Field(default_factory=list)
 
 
 class Resources(Body):
@@ -128,10 +191,10 @@ class ActionIn(Body):
     on: ActionTrigger
     type: ActionType
     condition: bool | None = None
-    event_id: int | None = None
-    credential_id: int | None = None
-    action: Annotated[str | None, Field(max_length=100)] = None
-    params: dict[str, Any] = Field(default_factory=dict)
+    event_id: Id | None = None
+    credential_id: Id | None = None
+    action: Annotated[Text | None, Field(max_length=100)] = None
+    params: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> ActionIn:
@@ -156,16 +219,16 @@ class EventIn(Body):
     """A whole event; PATCH merges its fields into the stored event and validates this."""
 
     name: Name
-    description: Annotated[str, Field(max_length=10_000)] = ""
+    description: Annotated[Text, Field(max_length=10_000)] = ""
     type: EventType = EventType.script
-    language: Language | None = None
-    content: str = ""
-    http: HttpSpec | None = None
-    tool: ToolSpec | None = None
+    language: Language | None = Field(default=None, validate_default=True)
+    content: Text = ""
+    http: HttpSpec | None = Field(default=None, validate_default=True)
+    tool: ToolSpec | None = Field(default=None, validate_default=True)
     status: EventStatus = EventStatus.draft
     schedule: Schedule = Field(default_factory=lambda: ManualSchedule(kind="manual"))
-    start_at: datetime | None = None
-    max_executions: Annotated[int | None, Field(ge=1)] = None
+    start_at: AwareTime | None = None
+    max_executions: Annotated[int | None, Field(ge=1, le=MAX_INT)] = None
     reset_counter_on_activate: bool = False
     misfire_policy: MisfirePolicy = MisfirePolicy.run_once
     misfire_window_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] = 3600
@@ -174,14 +237,14 @@ class EventIn(Body):
     timeout_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 3600
     retries: Annotated[int, Field(ge=0, le=20)] = 0
     retry_backoff_seconds: Annotated[int, Field(ge=0, le=24 * 3600)] = 10
-    targets: Targets = Field(default_factory=Targets)
-    env: dict[str, Annotated[str, Field(max_length=65_536)]] | None = None
-    input: dict[str, Any] = Field(default_factory=dict)
+    targets: Targets = Field(default_factory=Targets, validate_default=True)
+    env: dict[str, Annotated[Text, Field(max_length=65_536)]] | None = None
+    input: JsonObject = Field(default_factory=dict)
     image: Annotated[str | None, Field(max_length=500)] = None
     resources: Resources = Field(default_factory=Resources)
     network: bool = False
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=30)] = (
-        Field(default_factory=list)
+    tags: Annotated[list[Annotated[Name, Field(max_length=50)]], Field(max_length=30)] = Field(
+        default_factory=list
     )
     actions: Annotated[list[ActionIn], Field(max_length=50)] = Field(default_factory=list)
     webhook: WebhookIn = Field(default_factory=WebhookIn)
@@ -207,13 +270,7 @@ class EventIn(Body):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
-        seen: dict[str, None] = {}
-        for tag in value:
-            tag = tag.strip()
-            if not tag:
-                raise ValueError("tags must not be blank")
-            seen.setdefault(tag, None)
-        return list(seen)
+        return list(dict.fromkeys(value))  # each tag is stripped and non-blank (Name)
 
     @field_validator("image")
     @classmethod
@@ -222,26 +279,21 @@ class EventIn(Body):
             raise ValueError(f"{value!r} is not a valid image reference")
         return value
 
-    @field_validator("start_at")
+    @field_validator("language", "http", "tool", "targets")
     @classmethod
-    def _aware_start(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("needs a timezone, e.g. 2030-01-01T09:00:00Z")
-        return value
-
-    @model_validator(mode="after")
-    def _type_fields(self) -> EventIn:
-        if self.type is EventType.script:
-            if self.language is None:
-                raise ValueError("a script event needs 'language': bash, python or node")
-        elif self.type is EventType.http:
-            if self.http is None:
-                raise ValueError("an http event needs 'http': {method, url, headers, body}")
-        elif self.type is EventType.tool and self.tool is None:
+    def _needed_for_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """What the event's type needs, reported on the field that is missing."""
+        kind = info.data.get("type")  # absent when 'type' itself was invalid
+        if kind is EventType.script and info.field_name == "language" and value is None:
+            raise ValueError("a script event needs 'language': bash, python or node")
+        if kind is EventType.http and info.field_name == "http" and value is None:
+            raise ValueError("an http event needs 'http': {method, url, headers, body}")
+        if kind is EventType.tool and info.field_name == "tool" and value is None:
             raise ValueError("a tool event needs 'tool': {credential_id, action, params}")
-        if self.type is EventType.script and not self.targets.local and not self.targets.server_ids:
-            raise ValueError("targets: choose local and/or at least one server")
-        return self
+        is_targets = info.field_name == "targets"
+        if kind is EventType.script and is_targets and not value.local and not value.server_ids:
+            raise ValueError("choose local and/or at least one server")
+        return value
 
 
 class EventPatch(Body):
