@@ -224,8 +224,9 @@ async def _serve(settings: Settings, roles: frozenset[str]) -> None:
 
     core = await open_core(settings)
     try:
-        executors = await build_executors(settings)
+        executors = await build_executors(settings, node_id=core.node_id)
         core.executor_mode = executors.script.mode if "worker" in roles else None
+        core.executor_warning = executors.warning if "worker" in roles else None
         node = Node(core, roles, executors)
         node_task = asyncio.create_task(node.run(), name="node")
         server, sockets = _http_server(settings, core, roles)
@@ -242,6 +243,7 @@ async def _serve(settings: Settings, roles: frozenset[str]) -> None:
             await asyncio.wait({node_task})
         node.stop()
         await node_task
+        await executors.aclose()
     finally:
         await core.close()
 

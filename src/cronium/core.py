@@ -48,7 +48,9 @@ class Core:
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     hub: LiveHub = field(default_factory=LiveHub)
     runtime_callers: CallerCache = field(default_factory=CallerCache)
-    executor_mode: str | None = None  # "container" or "local", once the node chose
+    executor_mode: str | None = None
+    executor_warning: str | None = None
+    installation_id: str = ""  # shared by every node on this database  # "container" or "local", once the node chose
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
     embedded: object | None = None
 
@@ -101,12 +103,24 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
         )
         if run_migrations:
             await bootstrap_admin(core)
+        core.installation_id = await _installation_id(pool)
         return core
     except BaseException:
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         raise
+
+
+async def _installation_id(pool: asyncpg.Pool) -> str:
+    """A random id stored once per database: tells this installation's jobs from others'."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO settings (key, value) VALUES ('installation', jsonb_build_object('id', gen_random_uuid()::text))
+               ON CONFLICT (key) DO NOTHING"""
+        )
+        found: str = await conn.fetchval("SELECT value->>'id' FROM settings WHERE key = 'installation'")
+    return found
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from cronium.core import Core
 from cronium.engine.node import Node
+from cronium.executors.base import job_marker_prefix
 from cronium.executors.registry import local_only
 from tests.conftest import Api, wait_for_status
 
@@ -23,7 +25,10 @@ pytestmark = pytest.mark.slow
 
 def start_worker_node(database_url: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CRONIUM_", "DATABASE_URL"))}
-    env = {**base, "DATABASE_URL": database_url, "CRONIUM_DATA_DIR": str(data_dir)}
+    # The local executor: the scripts below rely on files of this host.
+    env = {**base, "DATABASE_URL": database_url, "CRONIUM_DATA_DIR": str(data_dir), "CRONIUM_EXECUTOR": "local",
+           # Unix socket paths are limited to ~100 bytes; pytest's tmp paths are long.
+           "CRONIUM_RUNTIME_SOCKET": f"{tempfile.mkdtemp(prefix='crn-')}/rt.sock"}
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "cronium", "serve", "--roles", "worker"],
@@ -46,7 +51,8 @@ async def wait_running_elsewhere(core: Core, execution_id: int, own_node: str, t
     raise AssertionError("the job never started on the other node")
 
 
-def pids_with_marker(job_id: int) -> list[int]:
+def pids_with_marker(installation_id: str, job_id: int) -> list[int]:
+    prefix = f"CRONIUM_JOB_MARKER={job_marker_prefix(installation_id, job_id)}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -55,7 +61,7 @@ def pids_with_marker(job_id: int) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if any(v.startswith(f"CRONIUM_JOB_MARKER={job_id}-".encode()) for v in environ.split(b"\0")):
+        if any(v.startswith(prefix) for v in environ.split(b"\0")):
             found.append(int(entry.name))
     return found
 
@@ -97,7 +103,7 @@ async def test_a_killed_nodes_job_fails_within_15_seconds(
         assert "stopped renewing its lease" in (done["jobs"][0]["error"] or "")
         assert detected_s <= 15, detected_s
         await asyncio.sleep(0.2)
-        assert pids_with_marker(job_id) == [], "the dead node's script is still running"
+        assert pids_with_marker(core.installation_id, job_id) == [], "the dead node's script is still running"
     finally:
         node.stop()
         await asyncio.wait_for(task, timeout=30)

@@ -19,10 +19,12 @@ from cronium.engine import queue
 from cronium.engine.actions import ACTIONS_CHANNEL
 from cronium.engine.deliveries import delivery_loop
 from cronium.engine.listener import Handler, Listener
+from cronium.engine.maintenance import maintenance_loop
 from cronium.engine.recovery import recover_once
 from cronium.engine.scheduler import Scheduler
 from cronium.engine.sql import q
 from cronium.engine.worker import Worker
+from cronium.executors.container import ContainerExecutor, remove_node_containers, remove_orphans
 from cronium.executors.registry import ExecutorSet
 
 log = logging.getLogger("cronium.node")
@@ -30,12 +32,14 @@ log = logging.getLogger("cronium.node")
 ROLES = frozenset({"api", "scheduler", "worker"})
 RECOVERY_INTERVAL_S = 3.0
 NODE_HEARTBEAT_S = 15.0
+MAINTENANCE_INTERVAL_S = 300.0
 
 
 class Node:
     def __init__(self, core: Core, roles: frozenset[str], executors: ExecutorSet) -> None:
         self.core = core
         self.roles = roles
+        self.executors = executors
         self.stop_event = asyncio.Event()
         self.ready = asyncio.Event()
         self.worker = Worker(core, core.hub, executors) if "worker" in roles else None
@@ -62,6 +66,8 @@ class Node:
             await conn.execute(
                 q("node_seen"), self.core.node_id, socket.gethostname(), ",".join(sorted(self.roles)), __version__
             )
+        if self.worker is not None:
+            await self._remove_leftover_containers()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.listener.run(self.stop_event), name="listener")
@@ -74,6 +80,9 @@ class Node:
                     )
                 if self.roles & {"worker", "scheduler"}:
                     group.create_task(self._recovery_loop(), name="recovery")
+                    group.create_task(
+                        maintenance_loop(self.core, self.stop_event, MAINTENANCE_INTERVAL_S), name="maintenance"
+                    )
                 if self.scheduler is not None:
                     group.create_task(self.scheduler.run(self.stop_event), name="scheduler")
                 await self.listener.connected.wait()
@@ -90,11 +99,40 @@ class Node:
     async def _recovery_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                await recover_once(self.core, self.core.hub)
+                await recover_once(self.core, self.core.hub, self._remove_node_containers)
             except (OSError, ConnectionError, asyncpg.PostgresError) as exc:
                 log.warning("recovery pass failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=RECOVERY_INTERVAL_S)
+
+    async def _remove_leftover_containers(self) -> None:
+        """Containers of jobs that no longer run (a node died, this one restarted) go."""
+        script = self.executors.script
+        if not isinstance(script, ContainerExecutor):
+            return
+
+        async def is_job_running(job_id: int) -> bool:
+            async with self.core.db.acquire() as conn:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND status = 'running'"
+                        " AND lease_expires_at > now())",
+                        job_id,
+                    )
+                )
+
+        try:
+            await remove_orphans(script.client(), is_job_running, installation_id=self.core.installation_id)
+        except Exception as exc:  # Docker trouble must not stop the node from starting
+            log.warning("could not look for leftover containers: %s", exc)
+
+    async def _remove_node_containers(self, node_id: str) -> None:
+        script = self.executors.script
+        if isinstance(script, ContainerExecutor):
+            try:
+                await remove_node_containers(script.client(), node_id)
+            except Exception as exc:
+                log.warning("could not remove containers of lost node %s: %s", node_id, exc)
 
     async def _node_heartbeat(self) -> None:
         while not self.stop_event.is_set():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from cronium.core import Core
 from cronium.engine import actions, queue
@@ -14,7 +15,9 @@ from cronium.logs.hub import LiveHub
 log = logging.getLogger("cronium.recovery")
 
 
-async def recover_once(core: Core, hub: LiveHub) -> list[queue.RecoveredJob]:
+async def recover_once(
+    core: Core, hub: LiveHub, on_lost_node: Callable[[str], Awaitable[object]] | None = None
+) -> list[queue.RecoveredJob]:
     async with core.db.acquire() as conn, conn.transaction():
         recovered = await queue.recover_expired(conn)
         for job in recovered:
@@ -44,5 +47,8 @@ async def recover_once(core: Core, hub: LiveHub) -> list[queue.RecoveredJob]:
     for job in recovered:
         hub.publish(job.execution_id)
         # The dead node may have been on this host: its scripts must not outlive it.
-        await asyncio.to_thread(kill_job_processes, job.id)
+        await asyncio.to_thread(kill_job_processes, core.installation_id, job.id)
+    if on_lost_node is not None:
+        for owner in {job.lost_owner for job in recovered}:
+            await on_lost_node(owner)
     return recovered

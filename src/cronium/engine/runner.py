@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,12 @@ async def load_job(
     if row is None:
         raise ExecutorError("the job's event no longer exists", permanent=True)
     env: dict[str, str] = core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
-    secrets = [token, *env.values(), *await _secret_variable_values(core, conn, row["owner_id"])]
+    secrets = [
+        token,
+        *env.values(),
+        *await _secret_variable_values(core, conn, row["owner_id"]),
+        *await _credential_values(core, conn, row["owner_id"]),
+    ]
     runtime_env = {
         "CRONIUM_RUNTIME_URL": runtime_url(mode, core),
         "CRONIUM_EXECUTION_TOKEN": token,
@@ -85,6 +91,7 @@ async def load_job(
         pids=row["pids"],
         network=row["network"],
         kill_grace_s=core.settings.kill_grace_s,
+        installation_id=core.installation_id,
     )
     return LoadedJob(
         spec=spec,
@@ -104,3 +111,31 @@ async def _secret_variable_values(core: Core, conn: asyncpg.Connection, owner_id
         value = core.cipher.decrypt_json(record["value_encrypted"])
         values.append(value if isinstance(value, str) else json.dumps(value))
     return values
+
+
+async def _credential_values(core: Core, conn: asyncpg.Connection, owner_id: int) -> list[str]:
+    """Every string in the owner's tool credentials and server secrets: masked in output."""
+    values: list[str] = []
+    for record in await conn.fetch("SELECT config_encrypted FROM tool_credentials WHERE owner_id = $1", owner_id):
+        values.extend(_strings(core.cipher.decrypt_json(record["config_encrypted"])))
+    for record in await conn.fetch(
+        "SELECT secret_encrypted, passphrase_encrypted FROM servers WHERE owner_id = $1", owner_id
+    ):
+        values.append(core.cipher.decrypt_str(record["secret_encrypted"]))
+        if record["passphrase_encrypted"]:
+            values.append(core.cipher.decrypt_str(record["passphrase_encrypted"]))
+    return values
+
+
+_SECRET_KEY = re.compile(r"pass|secret|token|key|auth|url|webhook", re.IGNORECASE)
+
+
+def _strings(value: Any, *, secret: bool = False) -> list[str]:
+    """String values under secret-looking keys (a host name or port is not worth masking)."""
+    if isinstance(value, str):
+        return [value] if secret else []
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, secret=secret or bool(_SECRET_KEY.search(str(k))))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v, secret=secret)]
+    return []

@@ -184,15 +184,10 @@ class Worker:
         loaded: LoadedJob | None,
     ) -> None:
         retryable = result.status in (JobStatus.failed, JobStatus.timed_out) and not permanent
+        if retryable and job.attempt < job.max_attempts:
+            await self._retry(job, result, writer)
+            return
         async with self.core.db.acquire() as conn, conn.transaction():
-            if retryable and job.attempt < job.max_attempts:
-                backoff_s = await conn.fetchval("SELECT retry_backoff_seconds FROM jobs WHERE id = $1", job.id)
-                delay_s = float(backoff_s) * 2 ** (job.attempt - 1)
-                if await queue.retry(conn, job.id, self.core.node_id, delay_s, result.error or "failed"):
-                    await conn.execute("SELECT pg_notify($1, $2)", queue.JOBS_CHANNEL, str(job.execution_id))
-                    await writer.write(LogStream.system, f"retrying in {delay_s:g} s")
-                    await writer.close()
-                return
             won = await queue.finish(
                 conn,
                 job.id,
@@ -214,6 +209,18 @@ class Worker:
             log.info(
                 "execution %s %s", finished.id, finished.status.value, extra={"action": "execution_finished"}
             )
+
+    async def _retry(self, job: ClaimedJob, result: JobResult, writer: JobLogWriter) -> None:
+        async with self.core.db.acquire() as conn, conn.transaction():
+            backoff_s = await conn.fetchval("SELECT retry_backoff_seconds FROM jobs WHERE id = $1", job.id)
+            delay_s = float(backoff_s) * 2 ** (job.attempt - 1)
+            retried = await queue.retry(conn, job.id, self.core.node_id, delay_s, result.error or "failed")
+            if retried:
+                await conn.execute("SELECT pg_notify($1, $2)", queue.JOBS_CHANNEL, str(job.execution_id))
+        # After commit: the log insert must not wait on the job row this transaction locked.
+        if retried:
+            await writer.write(LogStream.system, f"retrying in {delay_s:g} s")
+            await writer.close()
 
     @staticmethod
     async def _wait_for(event: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:

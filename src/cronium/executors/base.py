@@ -56,6 +56,7 @@ class JobSpec:
     pids: int | None = None
     network: bool = False
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    installation_id: str = ""
 
 
 @dataclass
@@ -156,3 +157,8 @@ def _stop_message(reason: str, spec: JobSpec) -> str:
     if reason == "cancelled":
         return "cancel requested: stopping the job (SIGTERM, then SIGKILL after the grace period)"
     return f"timeout of {spec.timeout_s:g} s reached: stopping the job (SIGTERM, then SIGKILL after {spec.kill_grace_s:g} s)"
+
+
+def job_marker_prefix(installation_id: str, job_id: int) -> str:
+    """Marks a job's processes: unique per installation, shared by the job's attempts."""
+    return f"{installation_id[:12]}-{job_id}-"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cronium.db.models import LogStream
-from cronium.executors.base import Executor, ExecutorError, JobSpec, LineSink
+from cronium.executors.base import Executor, ExecutorError, JobSpec, LineSink, job_marker_prefix
 from cronium.logs.capture import LineSplitter
 from cronium.sdk import SDK_DIR, preload_env
 
@@ -77,7 +77,7 @@ class LocalExecutor(Executor[LocalHandle]):
         script = workdir / _SCRIPT_NAMES[spec.language]
         script.write_text(spec.content)
         script.chmod(0o600)
-        marker = f"{spec.job_id}-{os.urandom(6).hex()}"
+        marker = job_marker_prefix(spec.installation_id, spec.job_id) + os.urandom(6).hex()
         env = {
             **base_env(workdir),
             **preload_env(str(SDK_DIR)),
@@ -166,12 +166,12 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = _load_libc()
 
 
-def kill_job_processes(job_id: int) -> None:
-    """SIGKILL every process of job `job_id` on this host, whichever attempt started it.
+def kill_job_processes(installation_id: str, job_id: int) -> None:
+    """SIGKILL every process of this installation's job `job_id` on this host, any attempt.
 
     Recovery calls this when a node died: its scripts may still run on this machine.
     """
-    _kill_marked(f"{job_id}-", prefix=True)
+    _kill_marked(job_marker_prefix(installation_id, job_id), prefix=True)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Protocol
-
 import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
 
+from cronium.config import ExecutorChoice
 from cronium.engine.queue import ClaimedJob
+from cronium.errors import ConfigError
 from cronium.executors.base import ExecutorError, JobResult, JobSpec, LineSink
 from cronium.executors.http import HttpExecutor
 from cronium.executors.local import LocalExecutor
+from cronium.services.probes import probe_docker
 
 log = logging.getLogger("cronium.executors")
 
@@ -22,11 +25,30 @@ class Runs(Protocol):
 
 
 class ExecutorSet:
-    """The node's executors. `script` picks container or local; http runs in-process."""
+    """The node's executors. `script` picks container or local; http runs in-process.
 
-    def __init__(self, script: Runs, http: Runs | None = None) -> None:
+    `mode` is the script executor's mode (`container` | `local`) and `warning` says why a
+    node runs unisolated scripts (None when it does not, or was told to): /ready shows both.
+    """
+
+    def __init__(
+        self, script: Runs, http: Runs | None = None, *, warning: str | None = None
+    ) -> None:
         self.script = script
         self.http = http or HttpExecutor()
+        self.warning = warning
+
+    @property
+    def mode(self) -> str:
+        return self.script.mode
+
+    async def aclose(self) -> None:
+        """Release the executors' clients (the Docker connection pool). Idempotent."""
+        for executor in (self.script, self.http):
+            close = getattr(executor, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
     def mode_for(self, job: ClaimedJob) -> str:
         if job.server_id is not None:
@@ -47,7 +69,39 @@ def local_only() -> ExecutorSet:
     return ExecutorSet(LocalExecutor())
 
 
-async def build_executors(settings: object) -> ExecutorSet:
-    """The node's executors per CRONIUM_EXECUTOR (container support extends this)."""
-    log.warning("scripts run with the local executor: they are NOT isolated from this host")
-    return local_only()
+LOCAL_WARNING = "scripts run with the local executor: they are NOT isolated from this host"
+
+
+async def build_executors(settings: Any, *, node_id: str | None = None) -> ExecutorSet:
+    """The node's executors per CRONIUM_EXECUTOR.
+
+    - `local`: subprocesses (not isolated), as asked;
+    - `container`: Docker, or ConfigError when the engine does not answer;
+    - `auto` (default): Docker when the engine answers `/_ping` (DOCKER_HOST or
+      /var/run/docker.sock), else local with a warning in the log and in `ExecutorSet.warning`.
+
+    Close the result with `aclose()` when the node stops.
+    """
+    from cronium.executors.container import ContainerExecutor
+
+    choice = ExecutorChoice(settings.executor)
+    if choice is ExecutorChoice.local:
+        log.warning(LOCAL_WARNING + " (CRONIUM_EXECUTOR=local)")
+        return ExecutorSet(LocalExecutor())
+    probe = await probe_docker(settings.docker_host)
+    if probe.state == "ok":
+        executor = ContainerExecutor.from_settings(settings, node_id=node_id)
+        log.info(
+            "scripts run in containers (Docker at %s; images bash=%s python=%s node=%s%s)",
+            executor.docker_host,
+            executor.images.bash,
+            executor.images.python,
+            executor.images.node,
+            f"; runtime {executor.runtime}" if executor.runtime else "",
+        )
+        return ExecutorSet(executor)
+    if choice is ExecutorChoice.container:
+        raise ConfigError(f"CRONIUM_EXECUTOR=container but Docker is not usable: {probe.reason}")
+    warning = f"{LOCAL_WARNING}: {probe.reason}"
+    log.warning(warning)
+    return ExecutorSet(LocalExecutor(), warning=warning)

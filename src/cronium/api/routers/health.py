@@ -38,7 +38,7 @@ async def ready(core: CoreDep) -> JSONResponse:
         "status": "ok" if mode else "absent",
         "mode": mode,
         "reason": (
-            "scripts run as local subprocesses and are NOT isolated (no Docker engine)"
+            (core.executor_warning or "scripts run as local subprocesses and are NOT isolated")
             if mode == "local"
             else None if mode else "no worker role on this node"
         ),
