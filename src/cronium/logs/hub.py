@@ -33,7 +33,8 @@ class LiveHub:
             event.set()
 
     def on_notify(self, payload: str) -> None:
-        """Handle a `cronium_logs` ("<execution>:<seq>") or `cronium_status` ("<execution>") payload."""
+        """Handle a `cronium_logs` ("<execution>:<seq>") or `cronium_status` ("<execution>")
+        payload."""
         head = payload.split(":", 1)[0]
         if head.isdigit():
             self.publish(int(head))
@@ -41,5 +42,3 @@ class LiveHub:
     @property
     def watched(self) -> int:
         return len(self._waiters)
-
-

@@ -3,7 +3,8 @@
 Lines are persisted before anyone is told about them, so a viewer that resumes from the
 database after a notification never misses or repeats a line. Memory is bounded: a
 batch is flushed at `batch_lines` or every `flush_interval_s`, and output past the job's
-byte cap is dropped after one system line that says so.
+byte cap is dropped after one system line that says so. The cap also bounds what is kept
+while the database is unreachable: a failed batch waits for the next attempt.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -23,6 +25,17 @@ from cronium.logs.capture import Masker
 log = logging.getLogger("cronium.logs")
 
 DEFAULT_MAX_JOB_BYTES = 10 * 1024 * 1024
+# After a failed flush, wait this long before the next attempt; close() tries this often.
+RETRY_AFTER_S = 1.0
+CLOSE_ATTEMPTS = 3
+
+
+def _size(n: int) -> str:
+    """10485760 → "10 MiB", 65536 → "64 KiB", 100000 → "100000 bytes": exact, never rounded."""
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} bytes"
 
 
 class JobLogWriter:
@@ -53,7 +66,9 @@ class JobLogWriter:
         self._truncated = False
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+        self._retry_at = 0.0  # after a failed flush, the next attempt waits until then
         self.lines_written = 0
+        self.lines_lost = 0
 
     async def __call__(self, stream: LogStream, text: str) -> None:
         await self.write(stream, text)
@@ -64,41 +79,81 @@ class JobLogWriter:
         size = len(text.encode()) + 1
         if stream is not LogStream.system and self._bytes + size > self._max_bytes:
             self._truncated = True
-            cap_mib = self._max_bytes / (1024 * 1024)
-            text = f"output exceeded {cap_mib:g} MiB: the rest of this job's output is discarded"
+            cap = _size(self._max_bytes)
+            text = f"output exceeded {cap}: the rest of this job's output is discarded"
             stream = LogStream.system
         else:
             self._bytes += size
             text = self._masker.mask(text)
         self._pending.append((stream.value, datetime.now(UTC), text))
-        if len(self._pending) >= self._batch_lines:
-            await self.flush()
+        if len(self._pending) >= self._batch_lines and time.monotonic() >= self._retry_at:
+            # Shielded: a reader cancelled at the end of a job must not abort a batch
+            # mid-transaction (its lines are already out of `_pending`).
+            await asyncio.shield(self.flush())
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self._interval_s)
+        delay_s = max(self._interval_s, self._retry_at - time.monotonic())
+        await asyncio.sleep(delay_s)
         self._timer = None
         await self.flush()
+        if self._pending and self._timer is None:  # the database failed: try again later
+            self._timer = asyncio.create_task(self._flush_later())
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
+        """Persist the pending lines; False if the database failed (they stay pending).
+
+        A database error never reaches the output reader: a reader that stopped would leave
+        the job blocked on a full pipe. Pending lines stay bounded by the job's output cap.
+        """
         async with self._lock:
             if not self._pending:
-                return
+                return True
             batch, self._pending = self._pending, []
-            async with self._pool.acquire() as conn, conn.transaction():
-                first = await queue.reserve_log_seq(conn, self.execution_id, len(batch))
-                rows = [(first + i, s, ts, line) for i, (s, ts, line) in enumerate(batch)]
-                await queue.append_logs(conn, self.execution_id, self.job_id, self.target, rows)
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    first = await queue.reserve_log_seq(conn, self.execution_id, len(batch))
+                    rows = [(first + i, s, ts, line) for i, (s, ts, line) in enumerate(batch)]
+                    await queue.append_logs(conn, self.execution_id, self.job_id, self.target, rows)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._pending = batch + self._pending
+                self._retry_at = time.monotonic() + RETRY_AFTER_S
+                log.warning(
+                    "cannot store %d log lines of execution %s yet: %s",
+                    len(self._pending),
+                    self.execution_id,
+                    exc,
+                    extra={"action": "log_flush_failed"},
+                )
+                return False
+            self._retry_at = 0.0
             self.lines_written += len(batch)
             if self._on_flush is not None:
                 self._on_flush(self.execution_id, rows[-1][0])
+            return True
 
     async def close(self) -> None:
-        """Flush what is left; called once the job's output has ended."""
+        """Flush what is left; called once the job's output has ended.
+
+        If the database stays unreachable for a few attempts, the remaining lines are
+        dropped (and counted in `lines_lost`): the job's result must still be recorded.
+        """
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
             self._timer = None
-        await self.flush()
+        for attempt in range(CLOSE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(RETRY_AFTER_S)
+            if await self.flush():
+                return
+        self.lines_lost += len(self._pending)
+        log.error(
+            "dropped %d log lines of execution %s: the database is unreachable",
+            len(self._pending),
+            self.execution_id,
+            extra={"action": "log_lines_lost"},
+        )
+        self._pending.clear()

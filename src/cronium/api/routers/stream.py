@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.datastructures import Headers
 
 from cronium.api.deps import SESSION_COOKIE, Principal, _from_session, _from_token
 from cronium.api.routers.executions import TERMINAL
@@ -39,7 +41,17 @@ async def _authenticate(ws: WebSocket, core: Core) -> Principal:
         origin = ws.headers.get("origin")
         if origin and urlparse(origin).netloc != ws.headers.get("host"):
             raise CroniumError("cross-origin WebSocket refused")
-        return await _from_session(ws, db, cookie)  # type: ignore[arg-type]
+        # The session check reads `method` (for CSRF), which a WebSocket lacks: the
+        # handshake is a GET, and the Origin check above is its CSRF defence.
+        return await _from_session(_Handshake(ws.headers), db, cookie)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Handshake:
+    """The parts of a request `_from_session` reads, for a WebSocket handshake."""
+
+    headers: Headers
+    method: str = "GET"
 
 
 @router.websocket("/executions/{execution_id}/stream")
@@ -70,7 +82,12 @@ async def stream(ws: WebSocket, execution_id: int, after: int = 0) -> None:
 
 
 async def _pump(
-    ws: WebSocket, core: Core, execution_id: int, after: int, wake: asyncio.Event, closed: asyncio.Task[None]
+    ws: WebSocket,
+    core: Core,
+    execution_id: int,
+    after: int,
+    wake: asyncio.Event,
+    closed: asyncio.Task[None],
 ) -> None:
     last_status: str | None = None
     while not closed.done():
@@ -81,6 +98,10 @@ async def _pump(
             after = line["seq"]
         if len(lines) == BATCH_LINES:
             continue
+        if status is None:
+            # Deleted meanwhile (retention, event deleted): nothing more will come.
+            await ws.send_json({"type": "end", "status": "deleted"})
+            return
         if status != last_status:
             await ws.send_json({"type": "status", "status": status})
             last_status = status
@@ -92,13 +113,19 @@ async def _pump(
             await ws.send_json({"type": "end", "status": status})
             return
         waiter = asyncio.ensure_future(wake.wait())
-        await asyncio.wait({waiter, closed}, timeout=IDLE_RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {waiter, closed}, timeout=IDLE_RECHECK_S, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
 
 
-async def _read(core: Core, execution_id: int, after: int) -> tuple[str, list[dict[str, Any]]]:
+async def _read(
+    core: Core, execution_id: int, after: int
+) -> tuple[str | None, list[dict[str, Any]]]:
     async with core.db.acquire() as conn:
-        status = await conn.fetchval("SELECT status::text FROM executions WHERE id = $1", execution_id)
+        status = await conn.fetchval(
+            "SELECT status::text FROM executions WHERE id = $1", execution_id
+        )
         rows = await conn.fetch(
             """SELECT seq, stream::text AS stream, ts, target, line FROM log_lines
                WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
@@ -107,11 +134,17 @@ async def _read(core: Core, execution_id: int, after: int) -> tuple[str, list[di
             BATCH_LINES,
         )
     lines = [
-        {"type": "log", "seq": r["seq"], "stream": r["stream"], "ts": r["ts"].isoformat(),
-         "target": r["target"], "line": r["line"]}
+        {
+            "type": "log",
+            "seq": r["seq"],
+            "stream": r["stream"],
+            "ts": r["ts"].isoformat(),
+            "target": r["target"],
+            "line": r["line"],
+        }
         for r in rows
     ]
-    return status or "unknown", lines
+    return status, lines
 
 
 async def _wait_closed(ws: WebSocket) -> None:
@@ -121,5 +154,3 @@ async def _wait_closed(ws: WebSocket) -> None:
             message = await ws.receive()
             if message.get("type") == "websocket.disconnect":
                 return
-
-
