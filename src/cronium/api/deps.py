@@ -115,7 +115,8 @@ async def _from_session(request: Request, db: AsyncSession, cookie: str) -> Prin
     sess, user = row
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent or not hmac.compare_digest(sent, sess.csrf_token):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a header may hold any).
+        if not sent or not hmac.compare_digest(sent.encode(), sess.csrf_token.encode()):
             raise Forbidden(
                 f"CSRF check failed: send the {CSRF_HEADER} header from the login response",
                 details={"reason": "csrf"},

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -16,6 +16,7 @@ from cronium.errors import NotFound, ValidationFailed
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT")
+MAX_OFFSET = 2**63 - 1  # PostgreSQL bigint
 
 
 class Page(BaseModel, Generic[T]):
@@ -34,7 +35,7 @@ class PageParams:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page (1-200).")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
     sort: Annotated[
         str | None, Query(max_length=64, description="Field to sort by; prefix '-' for descending.")
     ] = None,
@@ -43,6 +44,20 @@ def page_params(
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the query.
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Search = Annotated[
+    str | None,
+    Query(max_length=200, description="Case-insensitive substring to look for."),
+    AfterValidator(_no_nul),
+]
 
 
 def apply_sort(
@@ -65,13 +80,17 @@ def apply_sort(
     return stmt.order_by(order, tiebreak.desc() if descending else tiebreak.asc())
 
 
-async def paginate(db: AsyncSession, stmt: Select[Any], params: PageParams) -> tuple[list[Any], int]:
+async def paginate(
+    db: AsyncSession, stmt: Select[Any], params: PageParams
+) -> tuple[list[Any], int]:
     total = await db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = (await db.scalars(stmt.limit(params.limit).offset(params.offset))).all()
     return list(rows), int(total or 0)
 
 
-def visible(stmt: Select[Any], owner_col: InstrumentedAttribute[int], principal: Principal) -> Select[Any]:
+def visible(
+    stmt: Select[Any], owner_col: InstrumentedAttribute[int], principal: Principal
+) -> Select[Any]:
     """Restrict a query to what the principal may read."""
     return stmt if principal.sees_all else stmt.where(owner_col == principal.user_id)
 
@@ -83,16 +102,24 @@ async def get_visible(
     principal: Principal,
     *,
     for_write: bool = False,
+    lock: bool | None = None,
     what: str | None = None,
 ) -> ModelT:
     """Load one object the principal may read (or change); a foreign object is a 404.
 
     Answering 404 rather than 403 does not reveal that another user's object exists.
+    `lock` (default: `for_write`) locks the row (FOR NO KEY UPDATE). Pass lock=False if the
+    change is made on another connection, which would otherwise wait on this lock forever.
     """
-    obj = await db.get(model, object_id, with_for_update=for_write)
+    lock = for_write if lock is None else lock
+    # FOR NO KEY UPDATE: ids never change, and unlike FOR UPDATE it lets other
+    # transactions insert rows referencing this one (audit rows, runs) meanwhile.
+    obj = await db.get(model, object_id, with_for_update={"key_share": True} if lock else False)
     owner_id = getattr(obj, "owner_id", None)
     allowed = obj is not None and (
-        principal.is_admin or owner_id == principal.user_id or (principal.sees_all and not for_write)
+        principal.is_admin
+        or owner_id == principal.user_id
+        or (principal.sees_all and not for_write)
     )
     if not allowed:
         label = what or getattr(model, "__tablename__", "object").rstrip("s")

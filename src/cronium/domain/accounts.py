@@ -22,15 +22,32 @@ async def find_user(db: AsyncSession, email: str) -> User | None:
     return await db.scalar(select(User).where(User.email == normalise_email(email)))
 
 
+# Taken by every change to users before any user row is locked (see lock_user_changes).
+_USER_CHANGE_LOCK = 7465303
+
+
+async def lock_user_changes(db: AsyncSession) -> None:
+    """Serialise user changes for the rest of the transaction.
+
+    Without it two admins demoting, disabling or deleting each other at once could both
+    see the other as the remaining active admin, or deadlock on each other's rows (the
+    audit row of one references the user row the other has locked).
+    """
+    await db.execute(select(func.pg_advisory_xact_lock(_USER_CHANGE_LOCK)))
+
+
 async def create_user(db: AsyncSession, email: str, password: str, role: Role) -> User:
     email = normalise_email(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
-            f"password must be at least {MIN_PASSWORD_LENGTH} characters", details={"field": "password"}
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters",
+            details={"field": "password"},
         )
+    password_hash = hash_password(password)
+    await lock_user_changes(db)  # two creates of one email: the second sees the first
     if await find_user(db, email) is not None:
         raise Conflict(f"a user with email {email} already exists", details={"field": "email"})
-    user = User(email=email, password_hash=hash_password(password), role=role)
+    user = User(email=email, password_hash=password_hash, role=role)
     db.add(user)
     await db.flush()
     return user
@@ -67,20 +84,33 @@ async def create_api_token(
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise ValidationFailed(
-                "expires_at needs a timezone (e.g. 2030-01-01T00:00:00Z)", details={"field": "expires_at"}
+                "expires_at needs a timezone (e.g. 2030-01-01T00:00:00Z)",
+                details={"field": "expires_at"},
             )
+        try:
+            expires_at = expires_at.astimezone(UTC)
+        except OverflowError:
+            raise ValidationFailed(
+                "expires_at is out of range", details={"field": "expires_at"}
+            ) from None
         if expires_at <= datetime.now(UTC):
-            raise ValidationFailed("expires_at must be in the future", details={"field": "expires_at"})
+            raise ValidationFailed(
+                "expires_at must be in the future", details={"field": "expires_at"}
+            )
     name = name.strip()
     if not name:
         raise ValidationFailed("name must not be blank", details={"field": "name"})
+    if "\x00" in name:
+        raise ValidationFailed("name must not contain NUL characters", details={"field": "name"})
     clash = await db.scalar(
         select(ApiToken.id).where(
             ApiToken.user_id == user_id, ApiToken.name == name, ApiToken.revoked_at.is_(None)
         )
     )
     if clash is not None:
-        raise Conflict(f"you already have an active token named {name!r}", details={"field": "name"})
+        raise Conflict(
+            f"you already have an active token named {name!r}", details={"field": "name"}
+        )
     token = new_token(API_TOKEN_PREFIX)
     row = ApiToken(
         user_id=user_id,

@@ -22,7 +22,9 @@ class RateLimiter(Protocol):
 class MemoryRateLimiter:
     """Sliding-window log per key; bounded because old entries fall out on every look."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
         self._max_keys = max_keys

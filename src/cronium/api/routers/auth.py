@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 
 from cronium.api.deps import (
     CSRF_COOKIE,
@@ -17,11 +18,11 @@ from cronium.api.deps import (
 )
 from cronium.api.schemas.accounts import LoginIn, LoginOut, UserOut
 from cronium.core import Core
-from cronium.db.models import User
 from cronium.db.models import Session as DbSession
+from cronium.db.models import User
 from cronium.domain import audit
 from cronium.domain.accounts import create_session, find_user, normalise_email
-from cronium.errors import RateLimited, Unauthorized
+from cronium.errors import RateLimited, Unauthorized, ValidationFailed
 from cronium.security.passwords import hash_password, needs_rehash, verify_password
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -59,16 +60,25 @@ async def _audit_failure(core: Core, email: str, addr: str | None, user: User | 
 
 
 @router.post("/login", response_model=LoginOut)
-async def login(body: LoginIn, request: Request, response: Response, core: CoreDep, db: DbDep) -> LoginOut:
+async def login(
+    body: LoginIn, request: Request, response: Response, core: CoreDep, db: DbDep
+) -> LoginOut:
     """Log in with email and password; sets the session cookie."""
+    if "\x00" in body.email:
+        raise ValidationFailed("email: must not contain NUL characters", details={"field": "email"})
     email = normalise_email(body.email)
     addr = client_addr(request)
     _check_login_limits(core, email, addr)
+    # Count the attempt as a failure before the first await, so parallel guesses cannot
+    # all pass the check above; a correct password clears the count again below.
     core.limiter.hit(f"login:client:{addr}", window_s=CLIENT_WINDOW_S)
+    core.limiter.hit(f"login:account:{email}", window_s=ACCOUNT_WINDOW_S)
     user = await find_user(db, email)
-    ok = verify_password(user.password_hash if user else None, body.password)
+    # Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+    ok = await asyncio.to_thread(
+        verify_password, user.password_hash if user else None, body.password
+    )
     if not ok or user is None or not user.is_active:
-        core.limiter.hit(f"login:account:{email}", window_s=ACCOUNT_WINDOW_S)
         await _audit_failure(core, email, addr, user)
         raise Unauthorized("wrong email or password")
     core.limiter.reset(f"login:account:{email}")
@@ -86,19 +96,34 @@ async def login(body: LoginIn, request: Request, response: Response, core: CoreD
     secure = core.settings.secure_cookies
     max_age = core.settings.session_ttl_s
     response.set_cookie(
-        SESSION_COOKIE, cookie, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/"
+        SESSION_COOKIE,
+        cookie,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
     )
     response.set_cookie(
-        CSRF_COOKIE, session.csrf_token, max_age=max_age, httponly=False, samesite="lax",
-        secure=secure, path="/",
+        CSRF_COOKIE,
+        session.csrf_token,
+        max_age=max_age,
+        httponly=False,
+        samesite="lax",
+        secure=secure,
+        path="/",
     )
     return LoginOut(
-        user=UserOut.model_validate(user), csrf_token=session.csrf_token, expires_at=session.expires_at
+        user=UserOut.model_validate(user),
+        csrf_token=session.csrf_token,
+        expires_at=session.expires_at,
     )
 
 
 @router.post("/logout", status_code=204)
-async def logout(request: Request, response: Response, principal: PrincipalDep, db: DbDep) -> Response:
+async def logout(
+    request: Request, response: Response, principal: PrincipalDep, db: DbDep
+) -> Response:
     """End the current browser session (with a token: no-op besides the audit row)."""
     if principal.session_id is not None:
         await db.execute(delete(DbSession).where(DbSession.id == principal.session_id))
@@ -121,5 +146,3 @@ async def me(principal: PrincipalDep, db: DbDep) -> User:
     user = await db.get(User, principal.user_id)
     assert user is not None
     return user
-
-
