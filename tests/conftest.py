@@ -91,7 +91,14 @@ async def template_db(personas: dict[str, Persona]) -> AsyncIterator[str]:
         password_hash = hash_password(PASSWORD)
         async with sessions() as db, db.begin():
             for index, persona in enumerate(personas.values(), start=1):
-                db.add(User(id=index, email=persona.email, password_hash=password_hash, role=persona.role))
+                db.add(
+                    User(
+                        id=index,
+                        email=persona.email,
+                        password_hash=password_hash,
+                        role=persona.role,
+                    )
+                )
                 await db.flush()
                 db.add(
                     ApiToken(
@@ -210,7 +217,10 @@ async def node(core: Core, runtime_server: uvicorn.Server) -> AsyncIterator[Node
 
 
 async def wait_for_status(
-    api: Api, execution_id: int, statuses: tuple[str, ...] = TERMINAL_STATUSES, timeout_s: float = 20
+    api: Api,
+    execution_id: int,
+    statuses: tuple[str, ...] = TERMINAL_STATUSES,
+    timeout_s: float = 20,
 ) -> dict[str, object]:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -218,5 +228,7 @@ async def wait_for_status(
         if body["status"] in statuses:
             return dict(body)
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout_s} s: {body}")
+            raise AssertionError(
+                f"execution {execution_id} still {body['status']} after {timeout_s} s: {body}"
+            )
         await asyncio.sleep(0.05)

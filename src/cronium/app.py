@@ -9,7 +9,17 @@ from fastapi import APIRouter, FastAPI
 
 from cronium import __version__
 from cronium.api.errors import install_error_handlers
-from cronium.api.routers import auth, events, executions, health, servers, stream, tokens, users, variables
+from cronium.api.routers import (
+    auth,
+    events,
+    executions,
+    health,
+    servers,
+    stream,
+    tokens,
+    users,
+    variables,
+)
 from cronium.config import Settings
 from cronium.core import Core, open_core
 from cronium.runtime import router as runtime_router

@@ -124,7 +124,9 @@ def create_token(
     async def _action(core: Core) -> str:
         async with core.sessions() as db, db.begin():
             user = await require_user(db, email)
-            expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+            expires = (
+                datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+            )
             _, token = await create_api_token(db, user.id, name, expires)
             return token
 
@@ -133,7 +135,9 @@ def create_token(
 
 @app.command("import")
 def import_(
-    paths: Annotated[list[Path], typer.Argument(help="YAML files or folders of event definitions.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="YAML files or folders of event definitions.")
+    ],
     email: Annotated[str, typer.Option(help="The user who will own the events.")],
 ) -> None:
     """Create or update events from YAML definitions (idempotent, by name)."""
@@ -157,7 +161,9 @@ def import_(
 @app.command("migrate-scripts")
 def migrate_scripts(
     paths: Annotated[list[Path], typer.Argument(help="Script files or folders to rewrite.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the diff; change nothing.")
+    ] = False,
     backup: Annotated[bool, typer.Option(help="Keep the original as <file>.orig.")] = True,
 ) -> None:
     """Rewrite scripts that used the old input.json/output.json helpers into SDK calls."""
@@ -166,7 +172,9 @@ def migrate_scripts(
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in LANGUAGES))
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in LANGUAGES)
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -179,11 +187,16 @@ def migrate_scripts(
             _fail(f"{file}: cannot read: {exc}", 1)
         language = language_of(file, text)
         if language is None:
-            typer.echo(f"{file}: skipped (unknown language: use .sh, .py or .js, or a #! line)", err=True)
+            typer.echo(
+                f"{file}: skipped (unknown language: use .sh, .py or .js, or a #! line)", err=True
+            )
             continue
         result = migrate(text, language)
         for line_no, line in result.unresolved:
-            typer.echo(f"{file}:{line_no}: still mentions a helper file, rewrite by hand: {line.strip()}", err=True)
+            typer.echo(
+                f"{file}:{line_no}: still mentions a helper file, rewrite by hand: {line.strip()}",
+                err=True,
+            )
         if not result.changed:
             continue
         changed += 1
@@ -207,7 +220,10 @@ def serve(
     wanted = frozenset(r.strip() for r in roles.split(",") if r.strip())
     unknown = wanted - {"api", "scheduler", "worker"}
     if unknown or not wanted:
-        _fail(f"--roles: unknown role(s) {', '.join(sorted(unknown)) or '(none given)'}; use api,scheduler,worker")
+        _fail(
+            f"--roles: unknown role(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+            "use api,scheduler,worker"
+        )
     settings = _settings()
     _configure_logging(settings)
     try:

@@ -57,20 +57,28 @@ class Settings(BaseSettings):
     )
     encryption_key: str | None = Field(default=None, validation_alias="CRONIUM_ENCRYPTION_KEY")
     valkey_url: str | None = Field(default=None, validation_alias="VALKEY_URL")
-    executor: ExecutorChoice = Field(default=ExecutorChoice.auto, validation_alias="CRONIUM_EXECUTOR")
+    executor: ExecutorChoice = Field(
+        default=ExecutorChoice.auto, validation_alias="CRONIUM_EXECUTOR"
+    )
     docker_host: str | None = Field(default=None, validation_alias="DOCKER_HOST")
     runtime_socket: Path | None = Field(default=None, validation_alias="CRONIUM_RUNTIME_SOCKET")
     admin_email: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_EMAIL")
     admin_password: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_PASSWORD")
     log_level: LogLevel = Field(default=LogLevel.info, validation_alias="CRONIUM_LOG_LEVEL")
     worker_concurrency: int = Field(default=8, validation_alias="CRONIUM_WORKER_CONCURRENCY")
-    kill_grace_s: float = Field(default=5.0, ge=0, le=600, validation_alias="CRONIUM_KILL_GRACE_SECONDS")
+    kill_grace_s: float = Field(
+        default=5.0, ge=0, le=600, validation_alias="CRONIUM_KILL_GRACE_SECONDS"
+    )
     lease_s: float = Field(default=10.0, ge=2, le=600, validation_alias="CRONIUM_LEASE_SECONDS")
-    poll_interval_s: float = Field(default=5.0, gt=0, le=300, validation_alias="CRONIUM_POLL_INTERVAL_SECONDS")
+    poll_interval_s: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="CRONIUM_POLL_INTERVAL_SECONDS"
+    )
     max_job_output_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, validation_alias="CRONIUM_MAX_JOB_OUTPUT_BYTES"
     )
-    misfire_grace_s: float = Field(default=2.0, ge=0, le=3600, validation_alias="CRONIUM_MISFIRE_GRACE_SECONDS")
+    misfire_grace_s: float = Field(
+        default=2.0, ge=0, le=3600, validation_alias="CRONIUM_MISFIRE_GRACE_SECONDS"
+    )
     # Global retention; an event's retention_days / retention_count override these.
     log_retention_days: int = Field(default=30, ge=1, validation_alias="CRONIUM_LOG_RETENTION_DAYS")
     execution_retention_count: int = Field(
@@ -79,18 +87,36 @@ class Settings(BaseSettings):
     runtime_max_output_bytes: int = Field(
         default=1024 * 1024, ge=1024, validation_alias="CRONIUM_RUNTIME_MAX_OUTPUT_BYTES"
     )
-    runtime_rate_limit_per_s: int = Field(default=2000, ge=1, validation_alias="CRONIUM_RUNTIME_RATE_LIMIT")
-    session_ttl_s: int = Field(default=7 * 24 * 3600, validation_alias="CRONIUM_SESSION_TTL_SECONDS")
+    runtime_rate_limit_per_s: int = Field(
+        default=2000, ge=1, validation_alias="CRONIUM_RUNTIME_RATE_LIMIT"
+    )
+    session_ttl_s: int = Field(
+        default=7 * 24 * 3600, validation_alias="CRONIUM_SESSION_TTL_SECONDS"
+    )
     secure_cookies: bool = Field(default=False, validation_alias="CRONIUM_SECURE_COOKIES")
-    db_connect_timeout_s: float = Field(default=10.0, validation_alias="CRONIUM_DB_CONNECT_TIMEOUT_SECONDS")
+    db_connect_timeout_s: float = Field(
+        default=10.0, validation_alias="CRONIUM_DB_CONNECT_TIMEOUT_SECONDS"
+    )
     # Container executor (executors/container.py). cronium/* images are built locally by
     # scripts/build-images and never pulled; other images are pulled when missing.
-    image_python: str = Field(default="python:3.12-slim", min_length=1, validation_alias="CRONIUM_IMAGE_PYTHON")
-    image_node: str = Field(default="node:22-slim", min_length=1, validation_alias="CRONIUM_IMAGE_NODE")
-    image_bash: str = Field(default="cronium/bash:latest", min_length=1, validation_alias="CRONIUM_IMAGE_BASH")
-    container_runtime: str | None = Field(default=None, validation_alias="CRONIUM_CONTAINER_RUNTIME")
-    container_cpu: float = Field(default=1.0, gt=0, le=1024, validation_alias="CRONIUM_CONTAINER_CPU")
-    container_memory_mb: int = Field(default=512, ge=6, validation_alias="CRONIUM_CONTAINER_MEMORY_MB")
+    image_python: str = Field(
+        default="python:3.12-slim", min_length=1, validation_alias="CRONIUM_IMAGE_PYTHON"
+    )
+    image_node: str = Field(
+        default="node:22-slim", min_length=1, validation_alias="CRONIUM_IMAGE_NODE"
+    )
+    image_bash: str = Field(
+        default="cronium/bash:latest", min_length=1, validation_alias="CRONIUM_IMAGE_BASH"
+    )
+    container_runtime: str | None = Field(
+        default=None, validation_alias="CRONIUM_CONTAINER_RUNTIME"
+    )
+    container_cpu: float = Field(
+        default=1.0, gt=0, le=1024, validation_alias="CRONIUM_CONTAINER_CPU"
+    )
+    container_memory_mb: int = Field(
+        default=512, ge=6, validation_alias="CRONIUM_CONTAINER_MEMORY_MB"
+    )
     container_pids: int = Field(default=256, ge=8, validation_alias="CRONIUM_CONTAINER_PIDS")
     image_pull_timeout_s: float = Field(
         default=300.0, gt=0, le=3600, validation_alias="CRONIUM_IMAGE_PULL_TIMEOUT_SECONDS"
@@ -118,7 +144,9 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("is not a URL of the form postgresql://user:pass@host:5432/db") from None
+            raise ValueError(
+                "is not a URL of the form postgresql://user:pass@host:5432/db"
+            ) from None
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ValueError(f"must be a postgresql:// URL, got scheme {url.drivername!r}")
         if not url.database:
@@ -171,7 +199,7 @@ _FILE_VARIANTS = (
 
 
 def _file_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """Support `NAME_FILE` for secrets (Docker secrets): the file's content wins if NAME is unset."""
+    """Support `NAME_FILE` for secrets (Docker secrets): the file wins if NAME is unset."""
     values: dict[str, Any] = {}
     for name in _FILE_VARIANTS:
         path = environ.get(f"{name}_FILE")

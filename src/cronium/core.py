@@ -26,10 +26,10 @@ from cronium.db import migrate
 from cronium.db.models import Role, User
 from cronium.db.session import asyncpg_dsn, create_engine, session_factory
 from cronium.errors import ConfigError
-from cronium.security.crypto import Cipher, load_or_create_key
-from cronium.security.passwords import hash_password
 from cronium.logs.hub import LiveHub
 from cronium.runtime.tokens import CallerCache
+from cronium.security.crypto import Cipher, load_or_create_key
+from cronium.security.passwords import hash_password
 from cronium.services.ratelimit import MemoryRateLimiter, RateLimiter
 
 log = logging.getLogger("cronium.core")
@@ -50,7 +50,9 @@ class Core:
     runtime_callers: CallerCache = field(default_factory=CallerCache)
     executor_mode: str | None = None
     executor_warning: str | None = None
-    installation_id: str = ""  # shared by every node on this database  # "container" or "local", once the node chose
+    installation_id: str = (
+        ""  # shared by every node on this database  # "container" or "local", once the node chose
+    )
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
     embedded: object | None = None
 
@@ -87,7 +89,9 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
             await migrate.upgrade(engine)
         cipher = Cipher(load_or_create_key(settings))
         pool = await asyncpg.create_pool(
-            asyncpg_dsn(url), min_size=1, max_size=max(4, settings.worker_concurrency + 4),
+            asyncpg_dsn(url),
+            min_size=1,
+            max_size=max(4, settings.worker_concurrency + 4),
             timeout=settings.db_connect_timeout_s,
             server_settings={"application_name": "cronium-engine"},
             init=_init_connection,
@@ -116,10 +120,13 @@ async def _installation_id(pool: asyncpg.Pool) -> str:
     """A random id stored once per database: tells this installation's jobs from others'."""
     async with pool.acquire() as conn:
         await conn.execute(
-            """INSERT INTO settings (key, value) VALUES ('installation', jsonb_build_object('id', gen_random_uuid()::text))
+            """INSERT INTO settings (key, value)
+               VALUES ('installation', jsonb_build_object('id', gen_random_uuid()::text))
                ON CONFLICT (key) DO NOTHING"""
         )
-        found: str = await conn.fetchval("SELECT value->>'id' FROM settings WHERE key = 'installation'")
+        found: str = await conn.fetchval(
+            "SELECT value->>'id' FROM settings WHERE key = 'installation'"
+        )
     return found
 
 

@@ -15,10 +15,20 @@ from tests.conftest import Api
 CLI = [sys.executable, "-m", "cronium"]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("CRONIUM_", "DATABASE_URL", "VALKEY"))}
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CRONIUM_", "DATABASE_URL", "VALKEY"))
+    }
     return subprocess.run(
-        [*CLI, *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout_s
+        [*CLI, *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 
@@ -61,7 +71,10 @@ def test_a_bad_setting_is_one_line_and_exit_status_2(
 
 
 def test_an_unreachable_database_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/cronium", "CRONIUM_DATA_DIR": str(tmp_path)}
+    env = {
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/cronium",
+        "CRONIUM_DATA_DIR": str(tmp_path),
+    }
     result = run_cli("serve", env=env)
     assert_one_line_error(result, "DATABASE_URL", "cannot connect", "127.0.0.1:1")
 
@@ -77,7 +90,9 @@ def test_an_unknown_role_for_serve_is_refused(tmp_path: Path) -> None:
 
 
 def test_migrate_reports_the_head_revision(database_url: str, tmp_path: Path) -> None:
-    result = run_cli("migrate", env={"DATABASE_URL": database_url, "CRONIUM_DATA_DIR": str(tmp_path)})
+    result = run_cli(
+        "migrate", env={"DATABASE_URL": database_url, "CRONIUM_DATA_DIR": str(tmp_path)}
+    )
     assert result.returncode == 0, result.stderr
     from cronium.db.migrate import head_revision
 
@@ -88,10 +103,21 @@ async def test_create_user_and_token_give_working_api_access(
     database_url: str, tmp_path: Path, client: httpx.AsyncClient
 ) -> None:
     env = {"DATABASE_URL": database_url, "CRONIUM_DATA_DIR": str(tmp_path)}
-    created = run_cli("create-user", "--email", "Ops@Example.com", "--password", "s3cret-pass", "--role", "user", env=env)
+    created = run_cli(
+        "create-user",
+        "--email",
+        "Ops@Example.com",
+        "--password",
+        "s3cret-pass",
+        "--role",
+        "user",
+        env=env,
+    )
     assert created.returncode == 0, created.stderr
     assert "ops@example.com" in created.stdout
-    again = run_cli("create-user", "--email", "ops@example.com", "--password", "s3cret-pass", env=env)
+    again = run_cli(
+        "create-user", "--email", "ops@example.com", "--password", "s3cret-pass", env=env
+    )
     assert again.returncode == 1
     assert "already exists" in again.stderr and "Traceback" not in again.stderr
     token = run_cli("create-token", "--email", "ops@example.com", "--name", "ci", env=env)

@@ -44,7 +44,9 @@ async def test_ready_reports_every_dependency(client: httpx.AsyncClient) -> None
         assert checks[name]["status"] in ("ok", "absent", "error")
 
 
-async def test_ready_says_valkey_is_absent_when_not_configured(core: Core, settings: Settings) -> None:
+async def test_ready_says_valkey_is_absent_when_not_configured(
+    core: Core, settings: Settings
+) -> None:
     resp = await ready_with(core, settings, valkey_url=None)
     assert resp.json()["checks"]["valkey"]["status"] == "absent"
     assert "VALKEY_URL" in resp.json()["checks"]["valkey"]["reason"]
@@ -62,7 +64,9 @@ async def test_ready_reports_a_configured_valkey(core: Core, settings: Settings)
     assert resp.status_code == 200
 
 
-async def test_ready_reports_an_unreachable_valkey_as_error_but_stays_ready(core: Core, settings: Settings) -> None:
+async def test_ready_reports_an_unreachable_valkey_as_error_but_stays_ready(
+    core: Core, settings: Settings
+) -> None:
     port = closed_port()
     resp = await ready_with(core, settings, valkey_url=f"redis://127.0.0.1:{port}/0")
     assert resp.status_code == 200
@@ -71,7 +75,9 @@ async def test_ready_reports_an_unreachable_valkey_as_error_but_stays_ready(core
     assert f"127.0.0.1:{port}" in valkey["reason"]
 
 
-async def test_ready_reports_an_unreachable_docker_as_error(core: Core, settings: Settings, tmp_path: object) -> None:
+async def test_ready_reports_an_unreachable_docker_as_error(
+    core: Core, settings: Settings, tmp_path: object
+) -> None:
     resp = await ready_with(core, settings, docker_host="unix:///nonexistent/docker.sock")
     docker = resp.json()["checks"]["docker"]
     assert docker["status"] == "error"
@@ -79,7 +85,9 @@ async def test_ready_reports_an_unreachable_docker_as_error(core: Core, settings
 
 
 async def test_ready_is_503_when_the_database_is_down(core: Core, settings: Settings) -> None:
-    engine = create_engine(f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing", connect_timeout_s=2)
+    engine = create_engine(
+        f"postgresql://postgres@127.0.0.1:{closed_port()}/nothing", connect_timeout_s=2
+    )
     down = dataclasses.replace(core, engine=engine, sessions=session_factory(engine))
     app = create_app(settings, core=down)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+
 @pytest.fixture
 def open_tmp() -> Iterator[Path]:
     """A temp dir the embedded server's unprivileged user can enter (pytest's are 0700 under root)."""
@@ -40,7 +41,11 @@ def serving(env: dict[str, str], *, startup_timeout_s: float = 90) -> Iterator[s
     port = free_port()
     log_path = Path(env["CRONIUM_DATA_DIR"]).parent / f"serve-{port}.log"
     log_file = log_path.open("w")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("CRONIUM_", "DATABASE_URL", "VALKEY"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CRONIUM_", "DATABASE_URL", "VALKEY"))
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "cronium", "serve"],
         env={**base, **env, "CRONIUM_PORT": str(port)},
@@ -75,12 +80,20 @@ def serving(env: dict[str, str], *, startup_timeout_s: float = 90) -> Iterator[s
 
 
 def login_and_create_event(client: httpx.Client, name: str) -> None:
-    resp = client.post("/api/v1/auth/login", json={"email": ADMIN["CRONIUM_ADMIN_EMAIL"], "password": ADMIN["CRONIUM_ADMIN_PASSWORD"]})
+    resp = client.post(
+        "/api/v1/auth/login",
+        json={"email": ADMIN["CRONIUM_ADMIN_EMAIL"], "password": ADMIN["CRONIUM_ADMIN_PASSWORD"]},
+    )
     assert resp.status_code == 200, resp.text
     client.headers["X-CSRF-Token"] = resp.json()["csrf_token"]
     created = client.post(
         "/api/v1/events",
-        json={"name": name, "language": "bash", "content": "echo hi", "schedule": {"kind": "cron", "cron": "*/5 * * * *"}},
+        json={
+            "name": name,
+            "language": "bash",
+            "content": "echo hi",
+            "schedule": {"kind": "cron", "cron": "*/5 * * * *"},
+        },
     )
     assert created.status_code == 201, created.text
     bad = client.post("/api/v1/events", json={"name": name, "language": "cobol"})
@@ -89,7 +102,9 @@ def login_and_create_event(client: httpx.Client, name: str) -> None:
 
 
 @pytest.mark.slow
-def test_serve_with_an_external_database_runs_and_stops_cleanly(database_url: str, tmp_path: Path) -> None:
+def test_serve_with_an_external_database_runs_and_stops_cleanly(
+    database_url: str, tmp_path: Path
+) -> None:
     env = {"DATABASE_URL": database_url, "CRONIUM_DATA_DIR": str(tmp_path), **ADMIN}
     # The template database already has users, so no bootstrap: log in as a persona instead.
     with serving(env) as url:
@@ -111,7 +126,13 @@ def test_a_newcomer_runs_cronium_with_the_embedded_database(open_tmp: Path) -> N
     assert (data_dir / "encryption.key").stat().st_mode & 0o777 == 0o600
     # Second start: the same data is found again, and the bootstrap admin is not re-created.
     with serving(env) as url, httpx.Client(base_url=url, timeout=10) as client:
-        resp = client.post("/api/v1/auth/login", json={"email": ADMIN["CRONIUM_ADMIN_EMAIL"], "password": ADMIN["CRONIUM_ADMIN_PASSWORD"]})
+        resp = client.post(
+            "/api/v1/auth/login",
+            json={
+                "email": ADMIN["CRONIUM_ADMIN_EMAIL"],
+                "password": ADMIN["CRONIUM_ADMIN_PASSWORD"],
+            },
+        )
         assert resp.status_code == 200
         events = client.get("/api/v1/events").json()
         assert [e["name"] for e in events["items"]] == ["nightly"]

@@ -12,7 +12,9 @@ async def test_health_answers(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_user_logs_in_and_sees_themselves(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/api/v1/auth/login", json={"email": "user@example.com", "password": PASSWORD})
+    resp = await client.post(
+        "/api/v1/auth/login", json={"email": "user@example.com", "password": PASSWORD}
+    )
     assert resp.status_code == 200, resp.text
     me = await client.get("/api/v1/auth/me")
     assert me.json()["email"] == "user@example.com"

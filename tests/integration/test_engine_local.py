@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api, wait_for_status
 from cronium.engine.node import Node
+from tests.conftest import Api, wait_for_status
 
 
 async def create_event(api: Api, **fields: object) -> int:
@@ -26,10 +26,10 @@ async def test_a_manual_run_succeeds_and_keeps_its_output(api: dict[str, Api], n
     assert done["status"] == "succeeded"
     assert done["jobs"][0]["exit_code"] == 0
     logs = (await api["user"].get(f"/executions/{execution_id}/logs")).json()
-    lines = [(l["stream"], l["line"]) for l in logs["items"]]
+    lines = [(line["stream"], line["line"]) for line in logs["items"]]
     assert ("stdout", "hello") in lines
     assert ("stderr", "oops") in lines
-    assert [l["seq"] for l in logs["items"]] == sorted(l["seq"] for l in logs["items"])
+    assert [line["seq"] for line in logs["items"]] == sorted(line["seq"] for line in logs["items"])
 
 
 async def test_a_non_zero_exit_fails_with_its_code(api: dict[str, Api], node: Node) -> None:

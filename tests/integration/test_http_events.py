@@ -23,8 +23,12 @@ received: list[dict[str, Any]] = []
 
 async def echo(request: Request) -> Response:
     body = await request.body()
-    received.append({"method": request.method, "headers": dict(request.headers), "body": body.decode()})
-    return JSONResponse({"ok": True, "method": request.method, "echo": body.decode()}, headers={"X-Test": "yes"})
+    received.append(
+        {"method": request.method, "headers": dict(request.headers), "body": body.decode()}
+    )
+    return JSONResponse(
+        {"ok": True, "method": request.method, "echo": body.decode()}, headers={"X-Test": "yes"}
+    )
 
 
 async def fail(request: Request) -> Response:
@@ -65,7 +69,9 @@ async def receiver_url() -> AsyncIterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -88,7 +94,12 @@ async def test_a_post_with_headers_and_json_body_is_recorded_as_output(
 ) -> None:
     done = await run_http(
         api["user"],
-        {"method": "POST", "url": f"{receiver_url}/echo", "headers": {"X-Key": "abc"}, "body": {"a": 1}},
+        {
+            "method": "POST",
+            "url": f"{receiver_url}/echo",
+            "headers": {"X-Key": "abc"},
+            "body": {"a": 1},
+        },
     )
     assert done["status"] == "succeeded", done
     output = done["output"]
@@ -108,7 +119,9 @@ async def test_a_non_2xx_response_fails_the_run_but_keeps_the_response(
     assert "HTTP 503" in done["error"]
 
 
-async def test_redirects_are_followed_but_limited(api: dict[str, Api], node: Node, receiver_url: str) -> None:
+async def test_redirects_are_followed_but_limited(
+    api: dict[str, Api], node: Node, receiver_url: str
+) -> None:
     ok = await run_http(api["user"], {"url": f"{receiver_url}/hop"})
     assert ok["status"] == "succeeded"
     looped = await run_http(api["user"], {"url": f"{receiver_url}/loop"})
@@ -128,7 +141,9 @@ async def test_a_large_body_is_capped(api: dict[str, Api], node: Node, receiver_
     assert len(done["output"]["body"]) == 1024 * 1024
 
 
-async def test_an_unreachable_host_fails_with_a_clear_error(api: dict[str, Api], node: Node) -> None:
+async def test_an_unreachable_host_fails_with_a_clear_error(
+    api: dict[str, Api], node: Node
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

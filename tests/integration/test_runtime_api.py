@@ -13,7 +13,10 @@ from tests.conftest import Api, wait_for_status
 
 
 async def run_script(api: Api, content: str, language: str = "bash", **body: Any) -> dict[str, Any]:
-    resp = await api.post("/events", json={"name": f"rt-{abs(hash(content))}", "language": language, "content": content})
+    resp = await api.post(
+        "/events",
+        json={"name": f"rt-{abs(hash(content))}", "language": language, "content": content},
+    )
     assert resp.status_code == 201, resp.text
     run = await api.post(f"/events/{resp.json()['id']}/run", json=body or None)
     return await wait_for_status(api, run.json()["execution_id"])
@@ -22,7 +25,9 @@ async def run_script(api: Api, content: str, language: str = "bash", **body: Any
 CURL = 'curl -s --unix-socket "${CRONIUM_RUNTIME_URL#unix://}" -H "Authorization: Bearer $CRONIUM_EXECUTION_TOKEN"'
 
 
-async def test_a_script_reads_input_and_sets_output_and_condition(api: dict[str, Api], node: Node) -> None:
+async def test_a_script_reads_input_and_sets_output_and_condition(
+    api: dict[str, Api], node: Node
+) -> None:
     script = f"""
 {CURL} http://cronium/runtime/v1/input
 echo
@@ -44,7 +49,7 @@ async def test_the_context_matches_the_job(api: dict[str, Api], node: Node) -> N
     logs = (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
     import json
 
-    context = json.loads([line["line"] for line in logs if line["stream"] == "stdout"][0])
+    context = json.loads(next(line["line"] for line in logs if line["stream"] == "stdout"))
     assert context["execution"]["id"] == done["id"]
     assert context["job"]["id"] == done["jobs"][0]["id"]
     assert context["job"]["mode"] == "local"
@@ -52,16 +57,23 @@ async def test_the_context_matches_the_job(api: dict[str, Api], node: Node) -> N
     assert context["event"]["language"] == "bash"
 
 
-async def test_a_missing_variable_is_404_and_put_creates_it(api: dict[str, Api], node: Node) -> None:
+async def test_a_missing_variable_is_404_and_put_creates_it(
+    api: dict[str, Api], node: Node
+) -> None:
     script = f"""
 {CURL} -o /dev/null -w '%{{http_code}}\\n' http://cronium/runtime/v1/variables/nope
 {CURL} -X PUT -d '{{"value": "v1"}}' http://cronium/runtime/v1/variables/made
 {CURL} -X POST -d '{{"by": 5}}' http://cronium/runtime/v1/variables/count/increment
 """
     done = await run_script(api["user"], script)
-    logs = [line["line"] for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]]
+    logs = [
+        line["line"]
+        for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
+    ]
     assert "404" in logs
-    variables = {v["key"]: v["value"] for v in (await api["user"].get("/variables")).json()["items"]}
+    variables = {
+        v["key"]: v["value"] for v in (await api["user"].get("/variables")).json()["items"]
+    }
     assert variables["made"] == "v1"
     assert variables["count"] == 5
 
@@ -72,21 +84,32 @@ python3 -c 'import json; print(json.dumps({{"value": "x" * 2000000}}))' > big.js
 {CURL} -o /dev/null -w '%{{http_code}}\\n' -X PUT --data-binary @big.json http://cronium/runtime/v1/output
 """
     done = await run_script(api["user"], script)
-    logs = [line["line"] for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]]
+    logs = [
+        line["line"]
+        for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
+    ]
     assert "413" in logs
 
 
-async def test_a_token_is_useless_after_its_job_ended(api: dict[str, Api], node: Node, runtime_socket: Path) -> None:
+async def test_a_token_is_useless_after_its_job_ended(
+    api: dict[str, Api], node: Node, runtime_socket: Path
+) -> None:
     saved = runtime_socket.parent / "token"
     done = await run_script(
-        api["user"], f'echo "token=$CRONIUM_EXECUTION_TOKEN"; printf %s "$CRONIUM_EXECUTION_TOKEN" > {saved}'
+        api["user"],
+        f'echo "token=$CRONIUM_EXECUTION_TOKEN"; printf %s "$CRONIUM_EXECUTION_TOKEN" > {saved}',
     )
-    logs = [line["line"] for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]]
+    logs = [
+        line["line"]
+        for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
+    ]
     # The token is masked in the stored log: the script cannot leak it through output.
     assert "token=********" in logs
     token = saved.read_text()
     assert token.startswith("cxt_")
-    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(runtime_socket)), base_url="http://x") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=str(runtime_socket)), base_url="http://x"
+    ) as c:
         for bad in (token, "cxt_not-a-real-token"):
             resp = await c.get("/runtime/v1/input", headers={"Authorization": f"Bearer {bad}"})
             assert resp.status_code == 401

@@ -46,7 +46,9 @@ async def receiver() -> AsyncIterator[tuple[str, Receiver]]:
     state = Receiver()
     port = free_port()
     app = Starlette(routes=[Route("/hook", state.hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -59,7 +61,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
         return "250 OK"
 
@@ -73,9 +75,16 @@ def smtp() -> Any:
     controller.stop()
 
 
-async def credential(core: Core, owner_id: int, name: str, tool: str, config: dict[str, Any]) -> int:
+async def credential(
+    core: Core, owner_id: int, name: str, tool: str, config: dict[str, Any]
+) -> int:
     async with core.sessions() as db, db.begin():
-        row = ToolCredential(owner_id=owner_id, name=name, tool=tool, config_encrypted=core.cipher.encrypt_json(config))
+        row = ToolCredential(
+            owner_id=owner_id,
+            name=name,
+            tool=tool,
+            config_encrypted=core.cipher.encrypt_json(config),
+        )
         db.add(row)
         await db.flush()
         return row.id
@@ -94,13 +103,27 @@ async def test_a_failure_sends_one_templated_webhook(
 ) -> None:
     url, state = receiver
     state.fail_first = 1  # one 503 first: the delivery retries and still arrives once
-    cred = await credential(core, 2, "hooks", "webhook", {"url": url, "headers": {"X-Secret": "abc123"}})
+    cred = await credential(
+        core, 2, "hooks", "webhook", {"url": url, "headers": {"X-Secret": "abc123"}}
+    )
     resp = await api["user"].post(
         "/events",
         json={
-            "name": "breaks", "language": "bash", "content": "exit 4",
-            "actions": [{"on": "on_failure", "type": "tool", "credential_id": cred, "action": "webhook.send",
-                         "params": {"path": "/hook", "json": {"text": "{{ event.name }} {{ execution.status }}"}}}],
+            "name": "breaks",
+            "language": "bash",
+            "content": "exit 4",
+            "actions": [
+                {
+                    "on": "on_failure",
+                    "type": "tool",
+                    "credential_id": cred,
+                    "action": "webhook.send",
+                    "params": {
+                        "path": "/hook",
+                        "json": {"text": "{{ event.name }} {{ execution.status }}"},
+                    },
+                }
+            ],
         },
     )
     assert resp.status_code == 201, resp.text
@@ -113,18 +136,42 @@ async def test_a_failure_sends_one_templated_webhook(
     assert state.calls[0]["headers"]["x-secret"] == "abc123"
 
 
-async def test_a_success_sends_an_email(api: dict[str, Api], core: Core, node: Node, smtp: Any) -> None:
+async def test_a_success_sends_an_email(
+    api: dict[str, Api], core: Core, node: Node, smtp: Any
+) -> None:
     controller, inbox = smtp
     cred = await credential(
-        core, 2, "mail", "email", {"host": "127.0.0.1", "port": controller.port, "security": "none", "from": "cronium@example.com"}
+        core,
+        2,
+        "mail",
+        "email",
+        {
+            "host": "127.0.0.1",
+            "port": controller.port,
+            "security": "none",
+            "from": "cronium@example.com",
+        },
     )
     resp = await api["user"].post(
         "/events",
         json={
-            "name": "report", "language": "bash", "content": "echo done",
-            "actions": [{"on": "on_success", "type": "tool", "credential_id": cred, "action": "email.send",
-                         "params": {"to": "ops@example.com", "subject": "{{ event.name }} ok",
-                                    "text": "run {{ execution.id }}", "html": "<b>{{ execution.status }}</b>"}}],
+            "name": "report",
+            "language": "bash",
+            "content": "echo done",
+            "actions": [
+                {
+                    "on": "on_success",
+                    "type": "tool",
+                    "credential_id": cred,
+                    "action": "email.send",
+                    "params": {
+                        "to": "ops@example.com",
+                        "subject": "{{ event.name }} ok",
+                        "text": "run {{ execution.id }}",
+                        "html": "<b>{{ execution.status }}</b>",
+                    },
+                }
+            ],
         },
     )
     run = await api["user"].post(f"/events/{resp.json()['id']}/run")
@@ -138,15 +185,24 @@ async def test_a_success_sends_an_email(api: dict[str, Api], core: Core, node: N
     assert f"run {execution_id}" in body
     assert "<b>succeeded</b>" in body
     await asyncio.sleep(0.5)
-    logs = [l["line"] for l in (await api["user"].get(f"/executions/{execution_id}/logs")).json()["items"]]
+    logs = [
+        line["line"]
+        for line in (await api["user"].get(f"/executions/{execution_id}/logs")).json()["items"]
+    ]
     assert "email action send sent" in logs
 
 
-async def test_a_script_sends_an_email_through_the_sdk(api: dict[str, Api], core: Core, node: Node, smtp: Any) -> None:
+async def test_a_script_sends_an_email_through_the_sdk(
+    api: dict[str, Api], core: Core, node: Node, smtp: Any
+) -> None:
     controller, inbox = smtp
-    await credential(core, 2, "mail", "email", {"host": "127.0.0.1", "port": controller.port, "security": "none"})
+    await credential(
+        core, 2, "mail", "email", {"host": "127.0.0.1", "port": controller.port, "security": "none"}
+    )
     script = "cronium.send_email('dev@example.com', 'from a script', 'body text')\nprint('sent')"
-    resp = await api["user"].post("/events", json={"name": "mailer", "language": "python", "content": script})
+    resp = await api["user"].post(
+        "/events", json={"name": "mailer", "language": "python", "content": script}
+    )
     run = await api["user"].post(f"/events/{resp.json()['id']}/run")
     done = await wait_for_status(api["user"], run.json()["execution_id"])
     assert done["status"] == "succeeded", done
@@ -155,11 +211,17 @@ async def test_a_script_sends_an_email_through_the_sdk(api: dict[str, Api], core
     assert "Subject: from a script" in inbox.messages[0].content.decode()
 
 
-async def test_an_unsupported_tool_is_a_clear_error_for_the_script(api: dict[str, Api], core: Core, node: Node) -> None:
+async def test_an_unsupported_tool_is_a_clear_error_for_the_script(
+    api: dict[str, Api], core: Core, node: Node
+) -> None:
     await credential(core, 2, "s", "slack", {"webhook_url": "http://127.0.0.1:9/x"})
     script = "try:\n    cronium.send_slack_message('hi')\nexcept cronium.CroniumError as exc:\n    print('error', exc)"
-    resp = await api["user"].post("/events", json={"name": "slacker", "language": "python", "content": script})
+    resp = await api["user"].post(
+        "/events", json={"name": "slacker", "language": "python", "content": script}
+    )
     run = await api["user"].post(f"/events/{resp.json()['id']}/run")
     done = await wait_for_status(api["user"], run.json()["execution_id"])
-    logs = [l["line"] for l in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]]
+    logs = [
+        line["line"] for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
+    ]
     assert any("tool 'slack' is not supported" in line for line in logs), logs

@@ -38,7 +38,10 @@ def main() -> int:
     data_dir = Path(__file__).resolve().parents[2] / ".cache" / "test-postgres"
     server = EmbeddedPostgres(data_dir, database="postgres")
     url = server.start().replace("postgresql+asyncpg://", "postgresql://")
-    print(f"using embedded PostgreSQL in {data_dir} (stop: pg_ctl -D {data_dir}/postgres/data stop)", file=sys.stderr)
+    print(
+        f"using embedded PostgreSQL in {data_dir} (stop: pg_ctl -D {data_dir}/postgres/data stop)",
+        file=sys.stderr,
+    )
     print(url)
     return 0
 

@@ -16,9 +16,9 @@ from cronium.domain.script_migration import language_of, migrate
     [
         ("source ./cronium.sh\necho hi", "echo hi"),
         (". cronium-helper.sh\necho hi", "echo hi"),
-        ('DATA=$(cat input.json)', "DATA=$(cronium_input)"),
+        ("DATA=$(cat input.json)", "DATA=$(cronium_input)"),
         ("NAME=$(jq -r .name input.json)", "NAME=$(cronium_input | jq -r .name)"),
-        ('echo \'{"ok": true}\' > output.json', 'cronium_output \'{"ok": true}\''),
+        ("echo '{\"ok\": true}' > output.json", "cronium_output '{\"ok\": true}'"),
         ("cat > output.json <<EOF", "cronium_output <<EOF"),
     ],
 )
@@ -32,8 +32,14 @@ def test_bash_idioms_are_rewritten(before: str, after: str) -> None:
         ("data = json.load(open('input.json'))", "data = cronium.input()"),
         ('data = json.loads(open("input.json").read())', "data = cronium.input()"),
         ("json.dump(result, open('output.json', 'w'))", "cronium.output(result)"),
-        ("with open('output.json', 'w') as f:\n    json.dump({'a': 1}, f)", "cronium.output({'a': 1})"),
-        ("with open('input.json') as fh:\n    payload = json.load(fh)", "payload = cronium.input()"),
+        (
+            "with open('output.json', 'w') as f:\n    json.dump({'a': 1}, f)",
+            "cronium.output({'a': 1})",
+        ),
+        (
+            "with open('input.json') as fh:\n    payload = json.load(fh)",
+            "payload = cronium.input()",
+        ),
         ("import cronium_helper\nprint(1)", "print(1)"),
         ("sys.path.insert(0, '/tmp/cronium')\nprint(1)", "print(1)"),
     ],
@@ -46,8 +52,14 @@ def test_python_idioms_are_rewritten(before: str, after: str) -> None:
     ("before", "after"),
     [
         ("const cronium = require('./cronium.js');", "const cronium = require('cronium');"),
-        ("const input = JSON.parse(fs.readFileSync('input.json', 'utf8'));", "const input = (await cronium.input());"),
-        ("fs.writeFileSync('output.json', JSON.stringify(result));", "await cronium.output(result);"),
+        (
+            "const input = JSON.parse(fs.readFileSync('input.json', 'utf8'));",
+            "const input = (await cronium.input());",
+        ),
+        (
+            "fs.writeFileSync('output.json', JSON.stringify(result));",
+            "await cronium.output(result);",
+        ),
     ],
 )
 def test_node_idioms_are_rewritten(before: str, after: str) -> None:
@@ -72,7 +84,9 @@ def test_the_language_comes_from_the_extension_or_the_shebang() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cronium", "migrate-scripts", *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "cronium", "migrate-scripts", *args], capture_output=True, text=True
+    )
 
 
 def test_dry_run_prints_a_diff_and_changes_nothing(tmp_path: Path) -> None:

@@ -6,7 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def async_url(url: str) -> URL:
@@ -27,7 +32,10 @@ def create_engine(url: str, *, pool_size: int = 10, connect_timeout_s: float = 1
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"timeout": connect_timeout_s, "server_settings": {"application_name": "cronium"}},
+        connect_args={
+            "timeout": connect_timeout_s,
+            "server_settings": {"application_name": "cronium"},
+        },
     )
 
 

@@ -75,8 +75,13 @@ async def import_events(
             event = existing.get(definition.name)
             verb = "updated" if event is not None else "created"
             if event is None:
-                event = Event(owner_id=owner_id, execution_count=0, env_keys=[], webhook_enabled=False)
-            fields: dict[str, Any] = {k: True for k in body.model_fields_set} | {"env": True, "webhook": {}}
+                event = Event(
+                    owner_id=owner_id, execution_count=0, env_keys=[], webhook_enabled=False
+                )
+            fields: dict[str, Any] = dict.fromkeys(body.model_fields_set, True) | {
+                "env": True,
+                "webhook": {},
+            }
             if phase == "actions":
                 fields = {"actions": True, "webhook": {}}
             await save_event(db, event, body, cipher, fields_set=fields)
@@ -99,10 +104,9 @@ def _body(definition: Definition, phase: str, ids: dict[str, int]) -> EventIn:
         raise ValidationFailed(f"{definition.path}: {where}: {err['msg']}") from None
 
 
-def _resolve(definition: Definition, action: dict[str, Any], ids: dict[str, int]) -> dict[str, Any]:
-    action = dict(action)
-    if True in action:  # YAML 1.1 reads an unquoted `on:` key as the boolean true
-        action["on"] = action.pop(True)
+def _resolve(definition: Definition, raw: dict[Any, Any], ids: dict[str, int]) -> dict[str, Any]:
+    # YAML 1.1 reads an unquoted `on:` key as the boolean true.
+    action: dict[str, Any] = {("on" if k is True else str(k)): v for k, v in raw.items()}
     name = action.pop("event", None)
     if name is not None:
         if name not in ids:

@@ -20,8 +20,19 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LANGUAGES = {".sh": "bash", ".bash": "bash", ".py": "python", ".js": "node", ".mjs": "node", ".cjs": "node"}
-HELPER = r"""['"]?(?:\./|\$\w+/|\$\{\w+\}/)?(?:cronium[-_.]?(?:helper|runtime|helpers|sdk)?|runtime[-_]helper)(?:\.(?:sh|js|py))?['"]?"""
+LANGUAGES = {
+    ".sh": "bash",
+    ".bash": "bash",
+    ".py": "python",
+    ".js": "node",
+    ".mjs": "node",
+    ".cjs": "node",
+}
+HELPER = (
+    r"""['"]?(?:\./|\$\w+/|\$\{\w+\}/)?"""
+    r"(?:cronium[-_.]?(?:helper|runtime|helpers|sdk)?|runtime[-_]helper)"
+    r"""(?:\.(?:sh|js|py))?['"]?"""
+)
 
 Rule = tuple[re.Pattern[str], str]
 
@@ -33,31 +44,62 @@ def _rules(*pairs: tuple[str, str]) -> list[Rule]:
 BASH_RULES = _rules(
     (rf"^\s*(?:source|\.)\s+{HELPER}\s*$", ""),
     (rf"^\s*exec\s+{HELPER}.*$", ""),
-    (r"""^(\s*)(\w+)=\$\(\s*cat\s+['"]?(?:\./)?input\.json['"]?\s*\)\s*$""", r"\1\2=$(cronium_input)"),
+    (
+        r"""^(\s*)(\w+)=\$\(\s*cat\s+['"]?(?:\./)?input\.json['"]?\s*\)\s*$""",
+        r"\1\2=$(cronium_input)",
+    ),
     (r"""\$\(\s*cat\s+['"]?(?:\./)?input\.json['"]?\s*\)""", "$(cronium_input)"),
     (r"""\bjq\s+(.+?)\s+['"]?(?:\./)?input\.json['"]?""", r"cronium_input | jq \1"),
-    (r"""^(\s*)(?:echo|printf\s+'%s\\n'|printf\s+%s)\s+(.+?)\s*>\s*['"]?(?:\./)?output\.json['"]?\s*$""", r"\1cronium_output \2"),
+    (
+        r"""^(\s*)(?:echo|printf\s+'%s\\n'|printf\s+%s)\s+(.+?)\s*>\s*['"]?(?:\./)?output\.json['"]?\s*$""",
+        r"\1cronium_output \2",
+    ),
     (r"""^(\s*)cat\s*>\s*['"]?(?:\./)?output\.json['"]?\s*<<""", r"\1cronium_output <<"),
 )
 
 PYTHON_RULES = _rules(
     (r"^\s*sys\.path\.(?:insert|append)\(.*cronium.*\)\s*$", ""),
-    (r"^\s*(?:import\s+cronium_(?:helper|runtime)(?:\s+as\s+\w+)?|from\s+cronium_(?:helper|runtime)\s+import\s+.*)\s*$", ""),
-    (r"""json\.load\(\s*open\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]r['"])?\s*\)\s*\)""", "cronium.input()"),
-    (r"""json\.loads\(\s*open\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]r['"])?\s*\)\.read\(\)\s*\)""", "cronium.input()"),
-    (r"""json\.dump\(\s*(.+?)\s*,\s*open\(\s*['"](?:\./)?output\.json['"]\s*,\s*['"]w['"]\s*\)\s*\)""", r"cronium.output(\1)"),
+    (
+        r"^\s*(?:import\s+cronium_(?:helper|runtime)(?:\s+as\s+\w+)?|from\s+cronium_(?:helper|runtime)\s+import\s+.*)\s*$",
+        "",
+    ),
+    (
+        r"""json\.load\(\s*open\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]r['"])?\s*\)\s*\)""",
+        "cronium.input()",
+    ),
+    (
+        r"""json\.loads\(\s*open\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]r['"])?\s*\)\.read\(\)\s*\)""",
+        "cronium.input()",
+    ),
+    (
+        r"""json\.dump\(\s*(.+?)\s*,\s*open\(\s*['"](?:\./)?output\.json['"]\s*,\s*['"]w['"]\s*\)\s*\)""",
+        r"cronium.output(\1)",
+    ),
 )
 
 NODE_RULES = _rules(
-    (rf"""^(\s*(?:const|let|var)\s+\w+\s*=\s*)require\(\s*{HELPER}\s*\)\s*;?\s*$""", r"\1require('cronium');"),
-    (r"""JSON\.parse\(\s*(?:fs\.)?readFileSync\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]utf-?8['"])?\s*\)(?:\.toString\(\))?\s*\)""", "(await cronium.input())"),
+    (
+        rf"""^(\s*(?:const|let|var)\s+\w+\s*=\s*)require\(\s*{HELPER}\s*\)\s*;?\s*$""",
+        r"\1require('cronium');",
+    ),
+    (
+        r"""JSON\.parse\(\s*(?:fs\.)?readFileSync\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]utf-?8['"])?\s*\)(?:\.toString\(\))?\s*\)""",
+        "(await cronium.input())",
+    ),
     (r"""require\(\s*['"]\./input\.json['"]\s*\)""", "(await cronium.input())"),
-    (r"""(?:fs\.)?writeFileSync\(\s*['"](?:\./)?output\.json['"]\s*,\s*JSON\.stringify\((.+?)\)\s*\)""", r"await cronium.output(\1)"),
+    (
+        r"""(?:fs\.)?writeFileSync\(\s*['"](?:\./)?output\.json['"]\s*,\s*JSON\.stringify\((.+?)\)\s*\)""",
+        r"await cronium.output(\1)",
+    ),
 )
 
 # `with open('output.json', 'w') as f:` followed by `json.dump(X, f)` → `cronium.output(X)`.
-PY_WITH_OUTPUT = re.compile(r"""^(\s*)with\s+open\(\s*['"](?:\./)?output\.json['"]\s*,\s*['"]w['"]\s*\)\s+as\s+(\w+)\s*:\s*$""")
-PY_WITH_INPUT = re.compile(r"""^(\s*)with\s+open\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]r['"])?\s*\)\s+as\s+(\w+)\s*:\s*$""")
+PY_WITH_OUTPUT = re.compile(
+    r"""^(\s*)with\s+open\(\s*['"](?:\./)?output\.json['"]\s*,\s*['"]w['"]\s*\)\s+as\s+(\w+)\s*:\s*$"""
+)
+PY_WITH_INPUT = re.compile(
+    r"""^(\s*)with\s+open\(\s*['"](?:\./)?input\.json['"](?:\s*,\s*['"]r['"])?\s*\)\s+as\s+(\w+)\s*:\s*$"""
+)
 
 RULES = {"bash": BASH_RULES, "python": PYTHON_RULES, "node": NODE_RULES}
 
@@ -89,7 +131,12 @@ def language_of(path: Path, text: str) -> str | None:
         return LANGUAGES[path.suffix]
     first = text.split("\n", 1)[0]
     if first.startswith("#!"):
-        for needle, lang in (("python", "python"), ("node", "node"), ("bash", "bash"), ("sh", "bash")):
+        for needle, lang in (
+            ("python", "python"),
+            ("node", "node"),
+            ("bash", "bash"),
+            ("sh", "bash"),
+        ):
             if needle in first:
                 return lang
     return None
@@ -102,7 +149,11 @@ def migrate(text: str, language: str) -> Migration:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if language == "python" and i + 1 < len(lines) and (joined := _python_with(line, lines[i + 1])):
+        if (
+            language == "python"
+            and i + 1 < len(lines)
+            and (joined := _python_with(line, lines[i + 1]))
+        ):
             out.append(joined)
             i += 2
             continue

@@ -25,7 +25,9 @@ ACTIONS_CHANNEL = "cronium_actions"
 _FAILURE = {ExecutionStatus.failed, ExecutionStatus.timed_out, ExecutionStatus.partial}
 
 
-def matches(trigger: ActionTrigger, wanted: bool | None, status: ExecutionStatus, condition: bool | None) -> bool:
+def matches(
+    trigger: ActionTrigger, wanted: bool | None, status: ExecutionStatus, condition: bool | None
+) -> bool:
     if trigger is ActionTrigger.always:
         return True
     if trigger is ActionTrigger.on_success:
@@ -50,7 +52,12 @@ async def on_settled(conn: asyncpg.Connection, finished: FinishedExecution) -> l
     )
     started: list[int] = []
     for action in actions:
-        if not matches(ActionTrigger(action["trigger"]), action["condition"], finished.status, execution["condition"]):
+        if not matches(
+            ActionTrigger(action["trigger"]),
+            action["condition"],
+            finished.status,
+            execution["condition"],
+        ):
             continue
         if action["type"] == "run_event":
             new_id = await _run_event(conn, finished, action["target_event_id"], execution)
@@ -75,10 +82,13 @@ async def _run_event(
         await system_line(
             conn,
             finished.id,
-            f"action chain stopped: starting event {event_id} would exceed the chain depth limit of "
+            f"action chain stopped: starting event {event_id} would exceed the chain depth "
+            "limit of "
             f"{MAX_CHAIN_DEPTH}",
         )
-        log.warning("execution %s: chain depth limit reached", finished.id, extra={"action": "chain_limit"})
+        log.warning(
+            "execution %s: chain depth limit reached", finished.id, extra={"action": "chain_limit"}
+        )
         return None
     from cronium.engine.runner import concurrency_limit
     from cronium.engine.scheduler import event_targets
@@ -90,7 +100,9 @@ async def _run_event(
         event_id,
     )
     if target is None or target["status"] == "archived":
-        await system_line(conn, finished.id, f"action skipped: event {event_id} no longer exists or is archived")
+        await system_line(
+            conn, finished.id, f"action skipped: event {event_id} no longer exists or is archived"
+        )
         return None
     output = execution["output"]
     new_id = await queue.enqueue(
@@ -110,11 +122,15 @@ async def _run_event(
         ),
     )
     if new_id is not None:
-        await system_line(conn, finished.id, f"action started event {event_id} as execution {new_id}")
+        await system_line(
+            conn, finished.id, f"action started event {event_id} as execution {new_id}"
+        )
     return new_id
 
 
 async def system_line(conn: asyncpg.Connection, execution_id: int, text: str) -> None:
     """Append one `system` log line to an execution (after its jobs' lines)."""
     seq = await queue.reserve_log_seq(conn, execution_id, 1)
-    await queue.append_logs(conn, execution_id, None, "system", [(seq, "system", datetime.now(UTC), text)])
+    await queue.append_logs(
+        conn, execution_id, None, "system", [(seq, "system", datetime.now(UTC), text)]
+    )

@@ -63,17 +63,25 @@ async def _deliver(core: Core, row: asyncpg.Record) -> float | None:
         return None
     except (ToolError, TimeoutError) as exc:
         permanent = isinstance(exc, ToolError) and exc.permanent
-        message = exc.message if isinstance(exc, ToolError) else f"no answer within {SEND_TIMEOUT_S:g} s"
+        message = (
+            exc.message if isinstance(exc, ToolError) else f"no answer within {SEND_TIMEOUT_S:g} s"
+        )
         if permanent or row["attempts"] >= MAX_ATTEMPTS:
             await _finish(core, row, "failed", None, message, f"{tool} action failed: {message}")
             return None
         retry_after_s = getattr(exc, "retry_after_s", None)
-        wait_s = retry_after_s if retry_after_s is not None else BASE_BACKOFF_S * 2 ** (row["attempts"] - 1)
+        wait_s = (
+            retry_after_s
+            if retry_after_s is not None
+            else BASE_BACKOFF_S * 2 ** (row["attempts"] - 1)
+        )
         async with core.db.acquire() as conn:
             await conn.execute(
                 """UPDATE action_deliveries SET status = 'pending', error = $2,
                           next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1""",
-                row["id"], message, float(wait_s),
+                row["id"],
+                message,
+                float(wait_s),
             )
         return float(wait_s)
 
@@ -117,7 +125,10 @@ async def template_context(conn: asyncpg.Connection, execution_id: int) -> dict[
     return {
         "event": {"id": row["event_id"], "name": row["event_name"], "tags": list(row["tags"])},
         "execution": {
-            "id": row["id"], "status": row["status"], "trigger": row["trigger"], "error": row["error"],
+            "id": row["id"],
+            "status": row["status"],
+            "trigger": row["trigger"],
+            "error": row["error"],
             "condition": row["condition"],
             "started_at": row["started_at"].isoformat() if row["started_at"] else None,
             "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
@@ -133,16 +144,22 @@ async def _finish(
 ) -> None:
     async with core.db.acquire() as conn, conn.transaction():
         await conn.execute(
-            """UPDATE action_deliveries SET status = $2, result = $3::jsonb, error = $4, finished_at = now()
+            """UPDATE action_deliveries
+               SET status = $2, result = $3::jsonb, error = $4, finished_at = now()
                WHERE id = $1""",
-            row["id"], status, result, error,
+            row["id"],
+            status,
+            result,
+            error,
         )
         await system_line(conn, row["execution_id"], line)
     core.hub.publish(row["execution_id"])
     log.info("delivery %s %s", row["id"], status, extra={"action": "delivery"})
 
 
-async def delivery_loop(core: Core, stop: asyncio.Event, wake: asyncio.Event, poll_s: float = 15.0) -> None:
+async def delivery_loop(
+    core: Core, stop: asyncio.Event, wake: asyncio.Event, poll_s: float = 15.0
+) -> None:
     next_retry_s: float | None = None
     while not stop.is_set():
         try:
@@ -157,7 +174,9 @@ async def delivery_loop(core: Core, stop: asyncio.Event, wake: asyncio.Event, po
         timeout_s = poll_s if next_retry_s is None else min(poll_s, next_retry_s)
         waiter = asyncio.ensure_future(wake.wait())
         stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({waiter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {waiter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
         stopper.cancel()
         if not done:

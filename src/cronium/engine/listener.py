@@ -16,7 +16,9 @@ Handler = Callable[[str], None]
 
 
 class Listener:
-    def __init__(self, database_url: str, handlers: dict[str, list[Handler]], reconnect_s: float = 1.0) -> None:
+    def __init__(
+        self, database_url: str, handlers: dict[str, list[Handler]], reconnect_s: float = 1.0
+    ) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._handlers = handlers
         self._reconnect_s = reconnect_s
@@ -37,7 +39,7 @@ class Listener:
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for channel in self._handlers:
                     await conn.add_listener(channel, self._dispatch)
                 self.connected.set()

@@ -64,7 +64,11 @@ class Node:
     async def run(self) -> None:
         async with self.core.db.acquire() as conn:
             await conn.execute(
-                q("node_seen"), self.core.node_id, socket.gethostname(), ",".join(sorted(self.roles)), __version__
+                q("node_seen"),
+                self.core.node_id,
+                socket.gethostname(),
+                ",".join(sorted(self.roles)),
+                __version__,
             )
         if self.worker is not None:
             await self._remove_leftover_containers()
@@ -76,12 +80,14 @@ class Node:
                     group.create_task(self.worker.claim_loop(self.stop_event), name="claim")
                     group.create_task(self.worker.heartbeat_loop(self.stop_event), name="heartbeat")
                     group.create_task(
-                        delivery_loop(self.core, self.stop_event, self.deliveries_wake), name="deliveries"
+                        delivery_loop(self.core, self.stop_event, self.deliveries_wake),
+                        name="deliveries",
                     )
                 if self.roles & {"worker", "scheduler"}:
                     group.create_task(self._recovery_loop(), name="recovery")
                     group.create_task(
-                        maintenance_loop(self.core, self.stop_event, MAINTENANCE_INTERVAL_S), name="maintenance"
+                        maintenance_loop(self.core, self.stop_event, MAINTENANCE_INTERVAL_S),
+                        name="maintenance",
                     )
                 if self.scheduler is not None:
                     group.create_task(self.scheduler.run(self.stop_event), name="scheduler")
@@ -122,7 +128,9 @@ class Node:
                 )
 
         try:
-            await remove_orphans(script.client(), is_job_running, installation_id=self.core.installation_id)
+            await remove_orphans(
+                script.client(), is_job_running, installation_id=self.core.installation_id
+            )
         except Exception as exc:  # Docker trouble must not stop the node from starting
             log.warning("could not look for leftover containers: %s", exc)
 
@@ -140,4 +148,6 @@ class Node:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=NODE_HEARTBEAT_S)
             with contextlib.suppress(OSError, ConnectionError, asyncpg.PostgresError):
                 async with self.core.db.acquire() as conn:
-                    await conn.execute("UPDATE nodes SET last_seen_at = now() WHERE id = $1", self.core.node_id)
+                    await conn.execute(
+                        "UPDATE nodes SET last_seen_at = now() WHERE id = $1", self.core.node_id
+                    )

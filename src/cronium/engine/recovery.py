@@ -23,7 +23,9 @@ async def recover_once(
         for job in recovered:
             log.warning(
                 "job %s of execution %s: lease of %s expired, %s",
-                job.id, job.execution_id, job.lost_owner,
+                job.id,
+                job.execution_id,
+                job.lost_owner,
                 "re-queued" if job.status.value == "queued" else "failed",
                 extra={"action": "lease_expired"},
             )
@@ -37,7 +39,8 @@ async def recover_once(
             settled_events.add(job.event_id)
         for event_id in settled_events:
             row = await conn.fetchrow(
-                "SELECT overlap_policy::text AS p, max_concurrent FROM events WHERE id = $1", event_id
+                "SELECT overlap_policy::text AS p, max_concurrent FROM events WHERE id = $1",
+                event_id,
             )
             limit = concurrency_limit(row["p"], row["max_concurrent"]) if row else None
             if limit is not None:

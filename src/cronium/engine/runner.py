@@ -56,7 +56,9 @@ async def load_job(
     )
     if row is None:
         raise ExecutorError("the job's event no longer exists", permanent=True)
-    env: dict[str, str] = core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
+    env: dict[str, str] = (
+        core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
+    )
     secrets = [
         token,
         *env.values(),
@@ -103,7 +105,8 @@ async def load_job(
 
 async def _secret_variable_values(core: Core, conn: asyncpg.Connection, owner_id: int) -> list[str]:
     blobs = await conn.fetch(
-        "SELECT value_encrypted FROM variables WHERE owner_id = $1 AND secret AND value_encrypted IS NOT NULL",
+        "SELECT value_encrypted FROM variables"
+        " WHERE owner_id = $1 AND secret AND value_encrypted IS NOT NULL",
         owner_id,
     )
     values: list[str] = []
@@ -116,7 +119,9 @@ async def _secret_variable_values(core: Core, conn: asyncpg.Connection, owner_id
 async def _credential_values(core: Core, conn: asyncpg.Connection, owner_id: int) -> list[str]:
     """Every string in the owner's tool credentials and server secrets: masked in output."""
     values: list[str] = []
-    for record in await conn.fetch("SELECT config_encrypted FROM tool_credentials WHERE owner_id = $1", owner_id):
+    for record in await conn.fetch(
+        "SELECT config_encrypted FROM tool_credentials WHERE owner_id = $1", owner_id
+    ):
         values.extend(_strings(core.cipher.decrypt_json(record["config_encrypted"])))
     for record in await conn.fetch(
         "SELECT secret_encrypted, passphrase_encrypted FROM servers WHERE owner_id = $1", owner_id
@@ -135,7 +140,11 @@ def _strings(value: Any, *, secret: bool = False) -> list[str]:
     if isinstance(value, str):
         return [value] if secret else []
     if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _strings(v, secret=secret or bool(_SECRET_KEY.search(str(k))))]
+        return [
+            s
+            for k, v in value.items()
+            for s in _strings(v, secret=secret or bool(_SECRET_KEY.search(str(k))))
+        ]
     if isinstance(value, list):
         return [s for v in value for s in _strings(v, secret=secret)]
     return []

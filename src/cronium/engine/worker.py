@@ -168,7 +168,8 @@ class Worker:
         executor = self.executors.for_job(job, loaded.event_type)
         await writer.write(
             LogStream.system,
-            f"attempt {job.attempt}/{job.max_attempts} on {self.core.node_id} ({executor.mode} executor)",
+            f"attempt {job.attempt}/{job.max_attempts} on {self.core.node_id} "
+            f"({executor.mode} executor)",
         )
         try:
             return await executor.run(loaded.spec, writer, running.cancel), False
@@ -207,16 +208,25 @@ class Worker:
         self.hub.publish(job.execution_id)
         if finished is not None:
             log.info(
-                "execution %s %s", finished.id, finished.status.value, extra={"action": "execution_finished"}
+                "execution %s %s",
+                finished.id,
+                finished.status.value,
+                extra={"action": "execution_finished"},
             )
 
     async def _retry(self, job: ClaimedJob, result: JobResult, writer: JobLogWriter) -> None:
         async with self.core.db.acquire() as conn, conn.transaction():
-            backoff_s = await conn.fetchval("SELECT retry_backoff_seconds FROM jobs WHERE id = $1", job.id)
+            backoff_s = await conn.fetchval(
+                "SELECT retry_backoff_seconds FROM jobs WHERE id = $1", job.id
+            )
             delay_s = float(backoff_s) * 2 ** (job.attempt - 1)
-            retried = await queue.retry(conn, job.id, self.core.node_id, delay_s, result.error or "failed")
+            retried = await queue.retry(
+                conn, job.id, self.core.node_id, delay_s, result.error or "failed"
+            )
             if retried:
-                await conn.execute("SELECT pg_notify($1, $2)", queue.JOBS_CHANNEL, str(job.execution_id))
+                await conn.execute(
+                    "SELECT pg_notify($1, $2)", queue.JOBS_CHANNEL, str(job.execution_id)
+                )
         # After commit: the log insert must not wait on the job row this transaction locked.
         if retried:
             await writer.write(LogStream.system, f"retrying in {delay_s:g} s")

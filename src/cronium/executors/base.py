@@ -109,7 +109,9 @@ class Executor(ABC, Generic[H]):
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.cleanup(handle))
 
-    async def _supervise(self, spec: JobSpec, handle: H, sink: LineSink, cancel: asyncio.Event) -> JobResult:
+    async def _supervise(
+        self, spec: JobSpec, handle: H, sink: LineSink, cancel: asyncio.Event
+    ) -> JobResult:
         streaming = asyncio.create_task(self.stream(handle, sink), name=f"stream-job-{spec.job_id}")
         waiting = asyncio.create_task(self.wait(handle), name=f"wait-job-{spec.job_id}")
         cancelled = asyncio.create_task(cancel.wait(), name=f"cancel-job-{spec.job_id}")
@@ -125,11 +127,13 @@ class Executor(ABC, Generic[H]):
                 return JobResult(status, exit_code, error)
             reason = "cancelled" if cancelled in done else "timed_out"
             await sink(LogStream.system, _stop_message(reason, spec))
-            exit_code = await self._stop(handle, waiting, spec.kill_grace_s)
+            stopped_code = await self._stop(handle, waiting, spec.kill_grace_s)
             await self._drain(streaming)
             if reason == "cancelled":
-                return JobResult(JobStatus.cancelled, exit_code, "cancelled by request")
-            return JobResult(JobStatus.timed_out, exit_code, f"timed out after {spec.timeout_s:g} s")
+                return JobResult(JobStatus.cancelled, stopped_code, "cancelled by request")
+            return JobResult(
+                JobStatus.timed_out, stopped_code, f"timed out after {spec.timeout_s:g} s"
+            )
         finally:
             for task in (streaming, waiting, cancelled):
                 task.cancel()
@@ -156,7 +160,10 @@ class Executor(ABC, Generic[H]):
 def _stop_message(reason: str, spec: JobSpec) -> str:
     if reason == "cancelled":
         return "cancel requested: stopping the job (SIGTERM, then SIGKILL after the grace period)"
-    return f"timeout of {spec.timeout_s:g} s reached: stopping the job (SIGTERM, then SIGKILL after {spec.kill_grace_s:g} s)"
+    return (
+        f"timeout of {spec.timeout_s:g} s reached: stopping the job "
+        f"(SIGTERM, then SIGKILL after {spec.kill_grace_s:g} s)"
+    )
 
 
 def job_marker_prefix(installation_id: str, job_id: int) -> str:

@@ -56,9 +56,10 @@ class HttpExecutor:
                 timeout=timeout_s,
                 follow_redirects=True,
                 max_redirects=MAX_REDIRECTS,
-            ) as client:
-                async with client.stream(method, url, headers=headers, content=content, json=json_body) as resp:
-                    raw, truncated = await _read_capped(resp)
+            ) as client, client.stream(
+                method, url, headers=headers, content=content, json=json_body
+            ) as resp:
+                raw, truncated = await _read_capped(resp)
         except httpx.TimeoutException:
             return JobResult(JobStatus.timed_out, error=f"no response within {timeout_s:g} s")
         except httpx.TooManyRedirects:
@@ -67,7 +68,9 @@ class HttpExecutor:
             return JobResult(JobStatus.failed, error=f"request failed: {exc or type(exc).__name__}")
         elapsed_ms = (time.monotonic() - started) * 1000
         text = raw.decode(resp.encoding or "utf-8", errors="replace")
-        await sink(LogStream.system, f"HTTP {resp.status_code} in {elapsed_ms:.0f} ms ({len(raw)} bytes)")
+        await sink(
+            LogStream.system, f"HTTP {resp.status_code} in {elapsed_ms:.0f} ms ({len(raw)} bytes)"
+        )
         for line in text.splitlines()[:200]:
             await sink(LogStream.stdout, line)
         output: dict[str, Any] = {

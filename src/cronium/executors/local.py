@@ -39,7 +39,9 @@ def interpreter(language: str) -> list[str]:
     if language == "node":
         found = shutil.which("node") or shutil.which("nodejs")
         if found is None:
-            raise ExecutorError("node is not installed on this host: install Node.js or use Docker", permanent=True)
+            raise ExecutorError(
+                "node is not installed on this host: install Node.js or use Docker", permanent=True
+            )
         return [found]
     raise ExecutorError(f"unsupported language {language!r}", permanent=True)
 
@@ -99,7 +101,9 @@ class LocalExecutor(Executor[LocalHandle]):
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
-            raise ExecutorError(f"cannot start {command[0]}: {exc.strerror}", permanent=True) from exc
+            raise ExecutorError(
+                f"cannot start {command[0]}: {exc.strerror}", permanent=True
+            ) from exc
         return LocalHandle(process, workdir, marker, pgid=process.pid)
 
     async def stream(self, handle: LocalHandle, sink: LineSink) -> None:

@@ -29,7 +29,9 @@ async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send the execution token: Authorization: Bearer $CRONIUM_EXECUTION_TOKEN")
+        raise Unauthorized(
+            "send the execution token: Authorization: Bearer $CRONIUM_EXECUTION_TOKEN"
+        )
     token = token.strip()
     cached = core.runtime_callers.get(token) if over_unix_socket(request.scope) else None
     if cached is not None:
@@ -67,7 +69,9 @@ async def json_body(request: Request, max_bytes: int) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("request body is not valid JSON", details={"field": "body"}) from None
+        raise ValidationFailed(
+            "request body is not valid JSON", details={"field": "body"}
+        ) from None
 
 
 def _value_of(body: Any) -> Any:
@@ -155,7 +159,11 @@ async def delete_variable(key: str, caller: Caller, core: CoreDep) -> Response:
 async def increment_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
     """Atomically add `by` (default 1) to a numeric variable (missing counts as 0)."""
     store.check_key(key)
-    body = await json_body(request, MAX_SMALL_BODY_BYTES) if request.headers.get("content-length") not in (None, "0") else {}
+    body = (
+        await json_body(request, MAX_SMALL_BODY_BYTES)
+        if request.headers.get("content-length") not in (None, "0")
+        else {}
+    )
     by = body.get("by", 1) if isinstance(body, dict) else body
     if isinstance(by, bool) or not isinstance(by, int | float):
         raise ValidationFailed("'by' must be a number", details={"field": "by"})
@@ -183,8 +191,14 @@ def runtime_core(request: Request) -> Core:
 async def tool_action(request: Request, caller: Caller, core: CoreDep) -> Any:
     """Run a tool action now with one of the owner's credentials; answers its result."""
     body = await json_body(request, core.settings.runtime_max_output_bytes)
-    if not isinstance(body, dict) or not isinstance(body.get("tool"), str) or not isinstance(body.get("action"), str):
-        raise ValidationFailed("body must be {\"tool\": …, \"action\": …, \"params\": {…}}", details={"field": "body"})
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("tool"), str)
+        or not isinstance(body.get("action"), str)
+    ):
+        raise ValidationFailed(
+            'body must be {"tool": …, "action": …, "params": {…}}', details={"field": "body"}
+        )
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise ValidationFailed("params must be an object", details={"field": "params"})

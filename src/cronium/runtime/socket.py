@@ -27,7 +27,9 @@ def bind_runtime_socket(path: Path) -> socket.socket:
     if len(str(path)) >= SOCKET_PATH_MAX:
         from cronium.errors import ConfigError
 
-        raise ConfigError(f"CRONIUM_RUNTIME_SOCKET: path {path} is longer than {SOCKET_PATH_MAX - 1} bytes")
+        raise ConfigError(
+            f"CRONIUM_RUNTIME_SOCKET: path {path} is longer than {SOCKET_PATH_MAX - 1} bytes"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o755)
     with contextlib.suppress(FileNotFoundError):
@@ -58,10 +60,24 @@ class RuntimeOnlyOverSocket:
                 await send({"type": "websocket.close", "code": 1008})
                 return
             body = json.dumps(
-                {"error": {"code": "not_found", "message": "only /runtime/ is served on this socket", "details": None}}
+                {
+                    "error": {
+                        "code": "not_found",
+                        "message": "only /runtime/ is served on this socket",
+                        "details": None,
+                    }
+                }
             ).encode()
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)

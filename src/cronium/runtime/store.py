@@ -31,7 +31,9 @@ async def set_output(conn: asyncpg.Connection, caller: RuntimeCaller, value: Any
 
 
 async def get_condition(conn: asyncpg.Connection, caller: RuntimeCaller) -> bool | None:
-    result: bool | None = await conn.fetchval("SELECT condition FROM jobs WHERE id = $1", caller.job_id)
+    result: bool | None = await conn.fetchval(
+        "SELECT condition FROM jobs WHERE id = $1", caller.job_id
+    )
     return result
 
 
@@ -59,7 +61,9 @@ def context(caller: RuntimeCaller) -> dict[str, Any]:
     }
 
 
-async def get_variable(conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str) -> tuple[bool, Any]:
+async def get_variable(
+    conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str
+) -> tuple[bool, Any]:
     row = await conn.fetchrow(
         "SELECT value, value_encrypted, secret FROM variables WHERE owner_id = $1 AND key = $2",
         caller.owner_id,
@@ -72,21 +76,28 @@ async def get_variable(conn: asyncpg.Connection, core: Core, caller: RuntimeCall
     return True, row["value"]
 
 
-async def put_variable(conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any) -> None:
+async def put_variable(
+    conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any
+) -> None:
     async with conn.transaction():
         secret = await conn.fetchval(
-            "SELECT secret FROM variables WHERE owner_id = $1 AND key = $2 FOR UPDATE", caller.owner_id, key
+            "SELECT secret FROM variables WHERE owner_id = $1 AND key = $2 FOR UPDATE",
+            caller.owner_id,
+            key,
         )
         await _write(conn, core, caller.owner_id, key, value, bool(secret))
 
 
-async def _write(conn: asyncpg.Connection, core: Core, owner_id: int, key: str, value: Any, secret: bool) -> None:
+async def _write(
+    conn: asyncpg.Connection, core: Core, owner_id: int, key: str, value: Any, secret: bool
+) -> None:
     plain, encrypted = (None, core.cipher.encrypt_json(value)) if secret else (value, None)
     await conn.execute(
         """INSERT INTO variables (owner_id, key, value, value_encrypted, secret, description)
            VALUES ($1, $2, $3::jsonb, $4, $5, '')
            ON CONFLICT (owner_id, key) DO UPDATE
-           SET value = EXCLUDED.value, value_encrypted = EXCLUDED.value_encrypted, updated_at = now()""",
+           SET value = EXCLUDED.value, value_encrypted = EXCLUDED.value_encrypted,
+               updated_at = now()""",
         owner_id,
         key,
         plain,
@@ -96,26 +107,36 @@ async def _write(conn: asyncpg.Connection, core: Core, owner_id: int, key: str, 
 
 
 async def delete_variable(conn: asyncpg.Connection, caller: RuntimeCaller, key: str) -> bool:
-    result = await conn.execute("DELETE FROM variables WHERE owner_id = $1 AND key = $2", caller.owner_id, key)
-    return result.endswith(" 1")
+    result = await conn.execute(
+        "DELETE FROM variables WHERE owner_id = $1 AND key = $2", caller.owner_id, key
+    )
+    return str(result).endswith(" 1")
 
 
-async def _locked_value(conn: asyncpg.Connection, core: Core, owner_id: int, key: str) -> tuple[bool, Any, bool]:
+async def _locked_value(
+    conn: asyncpg.Connection, core: Core, owner_id: int, key: str
+) -> tuple[bool, Any, bool]:
     """(exists, value, secret) of a variable, row-locked for a read-modify-write."""
     # Create it first so concurrent first writers serialise on the same row.
     await conn.execute(
-        """INSERT INTO variables (owner_id, key, value, secret, description) VALUES ($1, $2, 'null', false, '')
+        """INSERT INTO variables (owner_id, key, value, secret, description)
+           VALUES ($1, $2, 'null', false, '')
            ON CONFLICT (owner_id, key) DO NOTHING""",
         owner_id,
         key,
     )
     row = await conn.fetchrow(
-        "SELECT value, value_encrypted, secret FROM variables WHERE owner_id = $1 AND key = $2 FOR UPDATE",
+        "SELECT value, value_encrypted, secret FROM variables"
+        " WHERE owner_id = $1 AND key = $2 FOR UPDATE",
         owner_id,
         key,
     )
     assert row is not None
-    value = core.cipher.decrypt_json(row["value_encrypted"]) if row["secret"] and row["value_encrypted"] else row["value"]
+    value = (
+        core.cipher.decrypt_json(row["value_encrypted"])
+        if row["secret"] and row["value_encrypted"]
+        else row["value"]
+    )
     return True, value, bool(row["secret"])
 
 
@@ -130,7 +151,9 @@ async def increment_variable(
             try:
                 current = int(current) if current.strip().lstrip("-").isdigit() else float(current)
             except ValueError:
-                raise ValidationFailed(f"variable {key!r} is not a number: cannot increment it") from None
+                raise ValidationFailed(
+                    f"variable {key!r} is not a number: cannot increment it"
+                ) from None
         if isinstance(current, bool) or not isinstance(current, int | float):
             raise ValidationFailed(f"variable {key!r} is not a number: cannot increment it")
         new = current + by
@@ -138,7 +161,9 @@ async def increment_variable(
         return new
 
 
-async def append_variable(conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any) -> int:
+async def append_variable(
+    conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any
+) -> int:
     async with conn.transaction():
         _, current, secret = await _locked_value(conn, core, caller.owner_id, key)
         if current is None:
@@ -156,7 +181,9 @@ async def credential_config(
     """The owner's credential for `tool`: the one named by id, else the only one of that tool."""
     if credential_id is not None:
         if isinstance(credential_id, bool) or not isinstance(credential_id, int):
-            raise ValidationFailed("credential_id must be an integer", details={"field": "credential_id"})
+            raise ValidationFailed(
+                "credential_id must be an integer", details={"field": "credential_id"}
+            )
         rows = await conn.fetch(
             """SELECT id, tool::text AS tool, config_encrypted FROM tool_credentials
                WHERE id = $1 AND owner_id = $2""",
@@ -166,7 +193,9 @@ async def credential_config(
         if not rows:
             raise NotFound(f"credential {credential_id} not found")
         if rows[0]["tool"] != tool:
-            raise ValidationFailed(f"credential {credential_id} is a {rows[0]['tool']} credential, not {tool}")
+            raise ValidationFailed(
+                f"credential {credential_id} is a {rows[0]['tool']} credential, not {tool}"
+            )
     else:
         rows = await conn.fetch(
             """SELECT id, tool::text AS tool, config_encrypted FROM tool_credentials

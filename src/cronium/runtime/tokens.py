@@ -38,7 +38,10 @@ async def mint(conn: asyncpg.Connection, job_id: int, mode: str) -> str:
     """A fresh token for this attempt of the job (a retry gets a new one)."""
     token = new_token(TOKEN_PREFIX)
     await conn.execute(
-        "UPDATE jobs SET runtime_token_hash = $2, mode = $3 WHERE id = $1", job_id, hash_token(token), mode
+        "UPDATE jobs SET runtime_token_hash = $2, mode = $3 WHERE id = $1",
+        job_id,
+        hash_token(token),
+        mode,
     )
     return token
 

@@ -26,6 +26,10 @@ def sdk_files() -> dict[str, bytes]:
     """Relative path → content of every SDK file, for copying into containers or over SFTP."""
     files: dict[str, bytes] = {}
     for path in sorted(SDK_DIR.rglob("*")):
-        if path.is_file() and path.suffix in {".py", ".js", ".ts", ".sh"} and path.name != "__init__.py":
+        if (
+            path.is_file()
+            and path.suffix in {".py", ".js", ".ts", ".sh"}
+            and path.name != "__init__.py"
+        ):
             files[str(path.relative_to(SDK_DIR))] = path.read_bytes()
     return files

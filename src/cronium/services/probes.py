@@ -27,7 +27,10 @@ async def probe_database(engine: AsyncEngine) -> Probe:
         async with asyncio.timeout(PROBE_TIMEOUT_S), engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
     except Exception as exc:  # any failure means "not ready"; the reason is reported
-        return Probe("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
+        return Probe(
+            "error",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "),
+        )
     return Probe("ok")
 
 
@@ -48,7 +51,9 @@ def docker_endpoint(docker_host: str | None) -> tuple[str, str] | None:
 async def probe_docker(docker_host: str | None) -> Probe:
     endpoint = docker_endpoint(docker_host)
     if endpoint is None:
-        return Probe("absent", "no DOCKER_HOST and no /var/run/docker.sock: using the local executor")
+        return Probe(
+            "absent", "no DOCKER_HOST and no /var/run/docker.sock: using the local executor"
+        )
     transport_kind, address = endpoint
     if transport_kind == "invalid":
         return Probe("error", f"DOCKER_HOST {address!r} is not unix:// or tcp://")
@@ -59,7 +64,9 @@ async def probe_docker(docker_host: str | None) -> Probe:
         else:
             transport = httpx.AsyncHTTPTransport()
             base = address
-        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=PROBE_TIMEOUT_S) as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url=base, timeout=PROBE_TIMEOUT_S
+        ) as c:
             resp = await c.get("/_ping")
         if resp.status_code == 200:
             return Probe("ok")

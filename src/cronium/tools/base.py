@@ -14,7 +14,9 @@ class ToolError(CroniumError):
     code = "tool_error"
     status_code = 502
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after_s = retry_after_s

@@ -18,7 +18,10 @@ TOOLS: dict[str, ModuleType] = {
 def runner(tool: str) -> Callable[[ActionCall], Awaitable[ActionResult]]:
     module = TOOLS.get(tool)
     if module is None:
-        raise ToolError(f"tool {tool!r} is not supported (available: {', '.join(sorted(TOOLS))})", permanent=True)
+        raise ToolError(
+            f"tool {tool!r} is not supported (available: {', '.join(sorted(TOOLS))})",
+            permanent=True,
+        )
     run: Callable[[ActionCall], Awaitable[ActionResult]] = module.run
     return run
 
@@ -27,7 +30,9 @@ def catalogue() -> dict[str, dict[str, Any]]:
     return {name: module.actions for name, module in TOOLS.items()}
 
 
-async def run_tool_action(tool: str, action: str, params: dict[str, Any], config: dict[str, Any]) -> Any:
+async def run_tool_action(
+    tool: str, action: str, params: dict[str, Any], config: dict[str, Any]
+) -> Any:
     """Run one action now (scripts' execute_tool_action); permanent errors become 422."""
     from cronium.errors import ValidationFailed
 

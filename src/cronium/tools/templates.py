@@ -20,7 +20,9 @@ def render(value: Any, context: dict[str, Any]) -> Any:
         try:
             return _env.from_string(value).render(context)
         except TemplateError as exc:
-            raise ToolError(f"template {value[:60]!r} cannot be rendered: {exc}", permanent=True) from None
+            raise ToolError(
+                f"template {value[:60]!r} cannot be rendered: {exc}", permanent=True
+            ) from None
     if isinstance(value, dict):
         return {k: render(v, context) for k, v in value.items()}
     if isinstance(value, list):

@@ -20,7 +20,11 @@ router = APIRouter(prefix="/executions", tags=["executions"])
 
 ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The execution's id.")]
 
-_SORTS = {"created_at": Execution.created_at, "finished_at": Execution.finished_at, "status": Execution.status}
+_SORTS = {
+    "created_at": Execution.created_at,
+    "finished_at": Execution.finished_at,
+    "status": Execution.status,
+}
 TERMINAL = {
     ExecutionStatus.succeeded,
     ExecutionStatus.failed,
@@ -35,11 +39,23 @@ def execution_out(ex: Execution, jobs: list[Job]) -> ExecutionOut:
     if ex.started_at and ex.finished_at:
         duration_ms = int((ex.finished_at - ex.started_at).total_seconds() * 1000)
     return ExecutionOut(
-        id=ex.id, event_id=ex.event_id, owner_id=ex.owner_id, status=ex.status, trigger=ex.trigger,
-        triggered_by=ex.triggered_by, triggered_by_user_id=ex.triggered_by_user_id,
-        parent_execution_id=ex.parent_execution_id, scheduled_for=ex.scheduled_for,
-        created_at=ex.created_at, started_at=ex.started_at, finished_at=ex.finished_at,
-        duration_ms=duration_ms, input=ex.input, output=ex.output, condition=ex.condition, error=ex.error,
+        id=ex.id,
+        event_id=ex.event_id,
+        owner_id=ex.owner_id,
+        status=ex.status,
+        trigger=ex.trigger,
+        triggered_by=ex.triggered_by,
+        triggered_by_user_id=ex.triggered_by_user_id,
+        parent_execution_id=ex.parent_execution_id,
+        scheduled_for=ex.scheduled_for,
+        created_at=ex.created_at,
+        started_at=ex.started_at,
+        finished_at=ex.finished_at,
+        duration_ms=duration_ms,
+        input=ex.input,
+        output=ex.output,
+        condition=ex.condition,
+        error=ex.error,
         jobs=[JobOut.model_validate(j) for j in jobs],
     )
 
@@ -71,7 +87,11 @@ async def list_executions(
     items, total = await paginate(db, stmt, page)
     jobs_by_execution: dict[int, list[Job]] = {ex.id: [] for ex in items}
     if items:
-        for job in (await db.scalars(select(Job).where(Job.execution_id.in_(jobs_by_execution)).order_by(Job.id))).all():
+        for job in (
+            await db.scalars(
+                select(Job).where(Job.execution_id.in_(jobs_by_execution)).order_by(Job.id)
+            )
+        ).all():
             jobs_by_execution[job.execution_id].append(job)
     return Page(
         items=[execution_out(ex, jobs_by_execution[ex.id]) for ex in items],
@@ -82,7 +102,9 @@ async def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
-async def get_execution(execution_id: ExecutionId, principal: PrincipalDep, db: DbDep) -> ExecutionOut:
+async def get_execution(
+    execution_id: ExecutionId, principal: PrincipalDep, db: DbDep
+) -> ExecutionOut:
     """One run with its jobs (one per target)."""
     ex = await get_visible(db, Execution, execution_id, principal, what="execution")
     jobs = (await db.scalars(select(Job).where(Job.execution_id == ex.id).order_by(Job.id))).all()
@@ -107,12 +129,16 @@ async def get_logs(
             .limit(limit)
         )
     ).all()
-    items = [LogLineOut(seq=r.seq, stream=r.stream, ts=r.ts, target=r.target, line=r.line) for r in rows]
+    items = [
+        LogLineOut(seq=r.seq, stream=r.stream, ts=r.ts, target=r.target, line=r.line) for r in rows
+    ]
     return LogsOut(items=items, next_after=items[-1].seq if items else after)
 
 
 @router.post("/{execution_id}/cancel", response_model=CancelOut, status_code=202)
-async def cancel_execution(execution_id: ExecutionId, principal: WriterDep, core: CoreDep, db: DbDep) -> CancelOut:
+async def cancel_execution(
+    execution_id: ExecutionId, principal: WriterDep, core: CoreDep, db: DbDep
+) -> CancelOut:
     """Cancel a run: pending jobs end at once, running ones get SIGTERM, then SIGKILL."""
     # No row lock here: the cancel below runs on the engine's own connection and must not
     # wait for this request's transaction. WriterDep already refuses viewers.

@@ -40,7 +40,9 @@ async def ready(core: CoreDep) -> JSONResponse:
         "reason": (
             (core.executor_warning or "scripts run as local subprocesses and are NOT isolated")
             if mode == "local"
-            else None if mode else "no worker role on this node"
+            else None
+            if mode
+            else "no worker role on this node"
         ),
     }
     ok = db.state == "ok"

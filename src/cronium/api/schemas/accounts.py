@@ -36,7 +36,9 @@ class UserOut(Out):
 
 class LoginOut(Body):
     user: UserOut
-    csrf_token: str = Field(description="Send as X-CSRF-Token on unsafe requests made with the cookie.")
+    csrf_token: str = Field(
+        description="Send as X-CSRF-Token on unsafe requests made with the cookie."
+    )
     expires_at: datetime
 
 

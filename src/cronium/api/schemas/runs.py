@@ -12,7 +12,9 @@ from cronium.db.models import ExecutionStatus, JobStatus, LogStream, Trigger
 
 
 class RunIn(Body):
-    input: Any = Field(default=None, description="Input for this run; the event's default input when omitted.")
+    input: Any = Field(
+        default=None, description="Input for this run; the event's default input when omitted."
+    )
 
 
 class RunOut(Body):

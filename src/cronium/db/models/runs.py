@@ -158,8 +158,6 @@ class LogLine(Base):
     line: Mapped[str] = mapped_column(Text, nullable=False)
 
 
-
-
 class ScheduleFire(Base):
     """One row per (event, fire time): fired, missed (downtime) or skipped (overlap)."""
 
@@ -169,7 +167,9 @@ class ScheduleFire(Base):
         BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
     )
     fire_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    outcome: Mapped[FireOutcome] = mapped_column(pg_enum(FireOutcome, "fire_outcome"), nullable=False)
+    outcome: Mapped[FireOutcome] = mapped_column(
+        pg_enum(FireOutcome, "fire_outcome"), nullable=False
+    )
     execution_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("executions.id", ondelete="SET NULL")
     )
@@ -196,7 +196,11 @@ class ActionDelivery(Base):
     __tablename__ = "action_deliveries"
     __table_args__ = (
         UniqueConstraint("execution_id", "action_id", name="uq_action_deliveries_execution_action"),
-        Index("ix_action_deliveries_pending", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_action_deliveries_pending",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = id_column()

@@ -67,7 +67,7 @@ async def run(call: ActionCall) -> ActionResult:
             username=config.get("username") or None,
             password=config.get("password") or None,
             use_tls=security == "tls",
-            start_tls=True if security == "starttls" else False,
+            start_tls=security == "starttls",
             validate_certs=bool(config.get("verify_tls", True)),
             timeout=call.timeout_s,
         )

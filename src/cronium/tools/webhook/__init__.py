@@ -13,7 +13,11 @@ actions: dict[str, dict[str, Any]] = {
     "send": {
         "type": "object",
         "properties": {
-            "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"], "default": "POST"},
+            "method": {
+                "type": "string",
+                "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                "default": "POST",
+            },
             "path": {"type": "string", "description": "Appended to the credential's URL."},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "json": {"description": "JSON body."},
@@ -35,7 +39,9 @@ async def run(call: ActionCall, transport: httpx.AsyncBaseTransport | None = Non
     method = str(params.get("method", "POST")).upper()
     target = url + str(params.get("path", ""))
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=call.timeout_s, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            transport=transport, timeout=call.timeout_s, follow_redirects=False
+        ) as client:
             resp = await client.request(
                 method, target, headers=headers, json=params.get("json"), content=params.get("body")
             )
@@ -45,11 +51,13 @@ async def run(call: ActionCall, transport: httpx.AsyncBaseTransport | None = Non
 
 
 def http_result(resp: httpx.Response) -> ActionResult:
-    """Map an HTTP answer: 2xx ok; 429/5xx retryable (honouring Retry-After); other 4xx permanent."""
+    """Map an answer: 2xx ok; 429/5xx retryable (Retry-After honoured); other 4xx permanent."""
     if 200 <= resp.status_code < 300:
         return ActionResult(True, {"status": resp.status_code})
     retry_after = resp.headers.get("retry-after")
-    wait_s = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    wait_s = (
+        float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    )
     message = f"HTTP {resp.status_code}: {resp.text[:200]}"
     if resp.status_code == 429 or resp.status_code >= 500:
         raise ToolError(message, retry_after_s=wait_s)
