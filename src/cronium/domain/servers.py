@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -13,7 +14,9 @@ def check_private_key(private_key: str, passphrase: str | None) -> None:
     data = private_key.strip().encode() + b"\n"
     password = passphrase.encode() if passphrase else None
     if b"-----BEGIN" not in data or b"PRIVATE KEY-----" not in data:
-        raise ValueError("private_key must be a PEM or OpenSSH private key (-----BEGIN … PRIVATE KEY-----)")
+        raise ValueError(
+            "private_key must be a PEM or OpenSSH private key (-----BEGIN … PRIVATE KEY-----)"
+        )
     loader = (
         serialization.load_ssh_private_key
         if b"BEGIN OPENSSH PRIVATE KEY" in data
@@ -26,10 +29,25 @@ def check_private_key(private_key: str, passphrase: str | None) -> None:
             raise ValueError("the private key is encrypted: give its passphrase") from None
         raise ValueError("a passphrase was given but the private key is not encrypted") from exc
     except ValueError as exc:
-        if password is not None and "password" in str(exc).lower() or "decrypt" in str(exc).lower():
+        reason = str(exc).lower()
+        # PEM says "bad decrypt"/"incorrect password"; an encrypted OpenSSH key opened with
+        # the wrong passphrase fails its check bytes ("broken checksum").
+        if password is not None and any(w in reason for w in ("password", "decrypt", "checksum")):
             raise ValueError("the passphrase does not decrypt the private key") from None
         raise ValueError("private_key cannot be parsed as an SSH private key") from None
-    except Exception:  # cryptography raises UnsupportedAlgorithm and others for odd input
+    except UnsupportedAlgorithm as exc:
+        if "bcrypt" in str(exc):
+            # Encrypted OpenSSH-format keys (ssh-keygen's default) derive their key with
+            # bcrypt_pbkdf, which cryptography only offers when `bcrypt` is installed.
+            raise ValueError(
+                "encrypted OpenSSH-format keys cannot be opened on this installation (the "
+                "'bcrypt' package is missing); convert the key with "
+                "'ssh-keygen -p -m PEM -f KEY' or install bcrypt"
+            ) from None
+        raise ValueError(
+            "unsupported key type or key encryption: use an ed25519, RSA or ECDSA key"
+        ) from None
+    except Exception:  # cryptography raises other errors for odd input
         raise ValueError("private_key cannot be parsed as an SSH private key") from None
     if not isinstance(key, SUPPORTED_KEYS):
         raise ValueError("unsupported key type: use ed25519, RSA or ECDSA")

@@ -70,21 +70,59 @@ def load_or_create_key(settings: Settings) -> bytes:
         return decode_encryption_key(settings.encryption_key)
     path = settings.data_dir / KEY_FILE_NAME
     if path.exists():
-        try:
-            return decode_encryption_key(path.read_text())
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    return _create_key_file(path)
+        return _read_key_file(path)
+    try:
+        return _create_key_file(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot create the encryption key file ({exc.strerror}); make the data "
+            "dir writable or set CRONIUM_ENCRYPTION_KEY"
+        ) from None
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        return decode_encryption_key(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the encryption key: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: {exc} (restore the original key file or set CRONIUM_ENCRYPTION_KEY)"
+        ) from None
 
 
 def _create_key_file(path: Path) -> bytes:
+    """Write a new key so that the file appears whole or not at all.
+
+    Nodes sharing a data dir may start together: the key goes to a private temporary
+    file first and is hard-linked into place, which fails if another process got there
+    first; then everyone reads the winner's key. Nobody can see a half-written file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(key).decode() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read_key_file(path)
+        except OSError:  # a filesystem without hard links: exclusive create, then write
+            return _create_key_file_in_place(path, key)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return key
+
+
+def _create_key_file_in_place(path: Path, key: bytes) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        # Another process on this data dir won the race: use its key.
-        return decode_encryption_key(path.read_text())
+        return _read_key_file(path)
     with os.fdopen(fd, "w") as fh:
         fh.write(base64.b64encode(key).decode() + "\n")
     return key

@@ -6,24 +6,40 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
 from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate, visible
-from cronium.api.schemas.resources import KeyAuth, PasswordAuth, ServerIn, ServerOut, ServerPatch
+from cronium.api.schemas.resources import (
+    NO_NUL,
+    KeyAuth,
+    ObjectId,
+    PasswordAuth,
+    ServerIn,
+    ServerOut,
+    ServerPatch,
+)
 from cronium.core import Core
 from cronium.db.models import Event, EventServer, Server, ServerAuthType, ServerStatus
 from cronium.errors import Conflict, ValidationFailed
 
 router = APIRouter(prefix="/servers", tags=["servers"])
 
-_SORTS = {"name": Server.name, "host": Server.host, "created_at": Server.created_at, "status": Server.status}
+_SORTS = {
+    "name": Server.name,
+    "host": Server.host,
+    "created_at": Server.created_at,
+    "status": Server.status,
+}
 
 
 def _store_auth(core: Core, server: Server, auth: KeyAuth | PasswordAuth) -> None:
     if isinstance(auth, KeyAuth):
         server.auth_type = ServerAuthType.key
         server.secret_encrypted = core.cipher.encrypt_str(auth.private_key)
-        server.passphrase_encrypted = core.cipher.encrypt_str(auth.passphrase) if auth.passphrase else None
+        server.passphrase_encrypted = (
+            core.cipher.encrypt_str(auth.passphrase) if auth.passphrase else None
+        )
     else:
         server.auth_type = ServerAuthType.password
         server.secret_encrypted = core.cipher.encrypt_str(auth.password)
@@ -38,13 +54,25 @@ async def _check_unique(db: DbDep, owner_id: int, name: str, server_id: int | No
         raise Conflict(f"you already have a server named {name!r}", details={"field": "name"})
 
 
+async def _flush_unique(db: DbDep, name: str) -> None:
+    """Flush; a concurrent request that took the same name loses with a 409, not a 500."""
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        if "uq_servers_owner_name" not in str(exc.orig):
+            raise
+        raise Conflict(
+            f"you already have a server named {name!r}", details={"field": "name"}
+        ) from None
+
+
 @router.get("", response_model=Page[ServerOut])
 async def list_servers(
     principal: PrincipalDep,
     db: DbDep,
     page: PageDep,
     status: ServerStatus | None = None,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    search: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> Page[ServerOut]:
     """List servers you can see."""
     stmt = visible(select(Server), Server.owner_id, principal)
@@ -52,12 +80,18 @@ async def list_servers(
         stmt = stmt.where(Server.status == status)
     if search:
         stmt = stmt.where(
-            or_(Server.name.icontains(search, autoescape=True), Server.host.icontains(search, autoescape=True))
+            or_(
+                Server.name.icontains(search, autoescape=True),
+                Server.host.icontains(search, autoescape=True),
+            )
         )
     stmt = apply_sort(stmt, page.sort, _SORTS, "name", Server.id)
     items, total = await paginate(db, stmt, page)
     return Page(
-        items=[ServerOut.model_validate(s) for s in items], total=total, limit=page.limit, offset=page.offset
+        items=[ServerOut.model_validate(s) for s in items],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
@@ -78,20 +112,20 @@ async def create_server(body: ServerIn, principal: WriterDep, core: CoreDep, db:
     )
     _store_auth(core, server, body.auth)
     db.add(server)
-    await db.flush()
+    await _flush_unique(db, body.name)
     await db.refresh(server)
     return server
 
 
 @router.get("/{server_id}", response_model=ServerOut)
-async def get_server(server_id: int, principal: PrincipalDep, db: DbDep) -> Server:
+async def get_server(server_id: ObjectId, principal: PrincipalDep, db: DbDep) -> Server:
     """One server."""
     return await get_visible(db, Server, server_id, principal, what="server")
 
 
 @router.patch("/{server_id}", response_model=ServerOut)
 async def update_server(
-    server_id: int, patch: ServerPatch, principal: WriterDep, core: CoreDep, db: DbDep
+    server_id: ObjectId, patch: ServerPatch, principal: WriterDep, core: CoreDep, db: DbDep
 ) -> Server:
     """Change a server; a new host, port or fingerprint drops the pinned host key."""
     server = await get_visible(db, Server, server_id, principal, for_write=True, what="server")
@@ -115,14 +149,14 @@ async def update_server(
         server.host_key, server.host_key_fingerprint = None, None
     if patch.auth is not None:
         _store_auth(core, server, patch.auth)
-    await db.flush()
+    await _flush_unique(db, server.name)
     await db.refresh(server)
     return server
 
 
 @router.delete("/{server_id}", status_code=204)
 async def delete_server(
-    server_id: int,
+    server_id: ObjectId,
     principal: WriterDep,
     db: DbDep,
     force: Annotated[bool, Query(description="Detach the server from events that use it.")] = False,
@@ -139,10 +173,11 @@ async def delete_server(
     ).all()
     if users and not force:
         raise Conflict(
-            f"server {server.name!r} is used by {len(users)} event(s): detach it first or delete with force=true",
+            f"server {server.name!r} is used by {len(users)} event(s): "
+            "detach it first or delete with force=true",
             details={"events": [{"id": i, "name": n} for i, n in users]},
         )
     await db.execute(delete(EventServer).where(EventServer.server_id == server.id))
     await db.delete(server)
+    await db.flush()
     return Response(status_code=204)
-

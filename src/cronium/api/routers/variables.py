@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
 from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate, visible
-from cronium.api.schemas.resources import VariableIn, VariableOut, VariablePatch
+from cronium.api.schemas.resources import NO_NUL, ObjectId, VariableIn, VariableOut, VariablePatch
 from cronium.core import Core
 from cronium.db.models import Variable
 from cronium.errors import Conflict, ValidationFailed
@@ -48,13 +49,25 @@ async def _check_unique(db: DbDep, owner_id: int, key: str, var_id: int | None) 
         raise Conflict(f"you already have a variable named {key!r}", details={"field": "key"})
 
 
+async def _flush_unique(db: DbDep, key: str) -> None:
+    """Flush; a concurrent request that took the same key loses with a 409, not a 500."""
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        if "uq_variables_owner_key" not in str(exc.orig):
+            raise
+        raise Conflict(
+            f"you already have a variable named {key!r}", details={"field": "key"}
+        ) from None
+
+
 @router.get("", response_model=Page[VariableOut])
 async def list_variables(
     principal: PrincipalDep,
     db: DbDep,
     page: PageDep,
     secret: bool | None = None,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    search: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> Page[VariableOut]:
     """List variables you can see (secret values are null)."""
     stmt = visible(select(Variable), Variable.owner_id, principal)
@@ -62,34 +75,41 @@ async def list_variables(
         stmt = stmt.where(Variable.secret.is_(secret))
     if search:
         stmt = stmt.where(
-            or_(Variable.key.icontains(search, autoescape=True), Variable.description.icontains(search, autoescape=True))
+            or_(
+                Variable.key.icontains(search, autoescape=True),
+                Variable.description.icontains(search, autoescape=True),
+            )
         )
     stmt = apply_sort(stmt, page.sort, _SORTS, "key", Variable.id)
     items, total = await paginate(db, stmt, page)
-    return Page(items=[variable_out(v) for v in items], total=total, limit=page.limit, offset=page.offset)
+    return Page(
+        items=[variable_out(v) for v in items], total=total, limit=page.limit, offset=page.offset
+    )
 
 
 @router.post("", response_model=VariableOut, status_code=201)
-async def create_variable(body: VariableIn, principal: WriterDep, core: CoreDep, db: DbDep) -> VariableOut:
+async def create_variable(
+    body: VariableIn, principal: WriterDep, core: CoreDep, db: DbDep
+) -> VariableOut:
     """Create a variable."""
     await _check_unique(db, principal.user_id, body.key, None)
     var = Variable(owner_id=principal.user_id, key=body.key, description=body.description)
     _store_value(core, var, body.value, body.secret)
     db.add(var)
-    await db.flush()
+    await _flush_unique(db, body.key)
     await db.refresh(var)
     return variable_out(var)
 
 
 @router.get("/{variable_id}", response_model=VariableOut)
-async def get_variable(variable_id: int, principal: PrincipalDep, db: DbDep) -> VariableOut:
+async def get_variable(variable_id: ObjectId, principal: PrincipalDep, db: DbDep) -> VariableOut:
     """One variable."""
     return variable_out(await get_visible(db, Variable, variable_id, principal, what="variable"))
 
 
 @router.patch("/{variable_id}", response_model=VariableOut)
 async def update_variable(
-    variable_id: int, patch: VariablePatch, principal: WriterDep, core: CoreDep, db: DbDep
+    variable_id: ObjectId, patch: VariablePatch, principal: WriterDep, core: CoreDep, db: DbDep
 ) -> VariableOut:
     """Change a variable. Turning a secret into a plain variable needs a new value."""
     var = await get_visible(db, Variable, variable_id, principal, for_write=True, what="variable")
@@ -107,18 +127,20 @@ async def update_variable(
     elif secret != var.secret:
         if var.secret and not secret:
             raise ValidationFailed(
-                "give a new value to make a secret variable plain: secret values are never revealed",
+                "give a new value to make a secret variable plain: "
+                "secret values are never revealed",
                 details={"field": "value"},
             )
         _store_value(core, var, var.value, secret)
-    await db.flush()
+    await _flush_unique(db, var.key)
     await db.refresh(var)
     return variable_out(var)
 
 
 @router.delete("/{variable_id}", status_code=204)
-async def delete_variable(variable_id: int, principal: WriterDep, db: DbDep) -> Response:
+async def delete_variable(variable_id: ObjectId, principal: WriterDep, db: DbDep) -> Response:
     """Delete a variable."""
     var = await get_visible(db, Variable, variable_id, principal, for_write=True, what="variable")
     await db.delete(var)
+    await db.flush()
     return Response(status_code=204)

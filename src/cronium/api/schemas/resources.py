@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, Field, model_validator
 
 from cronium.api.schemas.common import Body, Out
 from cronium.api.schemas.events import Name
 from cronium.db.models import ServerStatus
 
-HOSTNAME = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
+HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 USERNAME = re.compile(r"^[a-z_A-Z][A-Za-z0-9._-]*\$?$")
 VARIABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 MAX_VARIABLE_BYTES = 1024 * 1024
+
+
+# Ids are bigint: anything outside 1..2^63-1 cannot exist and must not reach the driver.
+ObjectId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+NO_NUL = r"^[^\x00]*$"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+ServerName = Annotated[Name, AfterValidator(_no_nul)]
+Description = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
 
 
 def _fingerprint(value: str | None) -> str | None:
@@ -23,7 +41,9 @@ def _fingerprint(value: str | None) -> str | None:
         return None
     value = value.strip()
     if not re.match(r"^SHA256:[A-Za-z0-9+/]{43}=?$", value):
-        raise ValueError("must look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints it")
+        raise ValueError(
+            "must look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints it"
+        )
     return value
 
 
@@ -39,6 +59,10 @@ class KeyAuth(Body):
     def _decrypts(self) -> KeyAuth:
         from cronium.domain.servers import check_private_key
 
+        # Store the key as ssh expects it: LF line ends (a browser form sends CRLF), no
+        # indentation, one trailing newline.
+        lines = (line.strip() for line in self.private_key.strip().splitlines())
+        self.private_key = "\n".join(lines) + "\n"
         check_private_key(self.private_key, self.passphrase)
         return self
 
@@ -52,9 +76,25 @@ ServerAuth = Annotated[KeyAuth | PasswordAuth, Field(discriminator="type")]
 
 
 def _host(value: str) -> str:
+    """A DNS name or an IP address (IPv6 optionally in brackets, stored without them).
+
+    Nothing that could pass for an ssh option (leading '-'), a user@ prefix, a :port
+    suffix or a path gets through.
+    """
     value = value.strip()
-    if not value or not HOSTNAME.match(value):
-        raise ValueError("must be a hostname or IP address")
+    candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        pass
+    labels = value.removesuffix(".").split(".")
+    if (
+        candidate != value
+        or len(value) > 253
+        or not all(HOST_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValueError("must be a hostname or an IP address (no user@, :port or spaces)")
     return value
 
 
@@ -71,19 +111,20 @@ Username = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_us
 
 
 class ServerIn(Body):
-    name: Name
+    name: ServerName
     host: Host
     port: Annotated[int, Field(ge=1, le=65535)] = 22
     username: Username
     auth: ServerAuth
     host_key_fingerprint: Fingerprint = Field(
-        default=None, description="Pin the host key up front (SHA256:… as ssh-keygen -lf prints it)."
+        default=None,
+        description="Pin the host key up front (SHA256:… as ssh-keygen -lf prints it).",
     )
     max_concurrent_jobs: Annotated[int, Field(ge=1, le=256)] = 4
 
 
 class ServerPatch(Body):
-    name: Name | None = None
+    name: ServerName | None = None
     host: Host | None = None
     port: Annotated[int | None, Field(ge=1, le=65535)] = None
     username: Username | None = None
@@ -119,30 +160,50 @@ def _variable_key(value: str) -> str:
 VariableKey = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_variable_key)]
 
 
-def _value_size(value: Any) -> Any:
-    import json
+MAX_VARIABLE_DEPTH = 64
 
-    size = len(json.dumps(value).encode())
+
+def _json_value(value: Any) -> Any:
+    """Any JSON value PostgreSQL's jsonb can hold, up to 1 MiB and 64 levels deep."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_VARIABLE_DEPTH:
+            raise ValueError(f"value is nested more than {MAX_VARIABLE_DEPTH} levels deep")
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError("strings must not contain NUL characters (\\u0000)")
+        if isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    try:
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError("value must be JSON: NaN and Infinity are not allowed") from None
+    size = len(encoded.encode())
     if size > MAX_VARIABLE_BYTES:
-        raise ValueError(f"value is {size} bytes as JSON; the limit is {MAX_VARIABLE_BYTES}")
+        raise ValueError(
+            f"value is {size} bytes as JSON; the limit is {MAX_VARIABLE_BYTES} (1 MiB)"
+        )
     return value
 
 
-VariableValue = Annotated[Any, AfterValidator(_value_size)]
+VariableValue = Annotated[Any, AfterValidator(_json_value)]
 
 
 class VariableIn(Body):
     key: VariableKey
     value: VariableValue = None
     secret: bool = False
-    description: Annotated[str, Field(max_length=2000)] = ""
+    description: Description = ""
 
 
 class VariablePatch(Body):
     key: VariableKey | None = None
     value: VariableValue = None
     secret: bool | None = None
-    description: Annotated[str | None, Field(max_length=2000)] = None
+    description: Description | None = None
 
 
 class VariableOut(Body):

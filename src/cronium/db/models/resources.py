@@ -73,7 +73,9 @@ class Variable(Base):
         BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     )
     key: Mapped[str] = mapped_column(String(200), nullable=False)
-    value: Mapped[Any | None] = mapped_column(JSONB)
+    # none_as_null: Python None is SQL NULL, so a secret leaves nothing (not even a JSON
+    # null) in the plain column, and a plain null reads back as None all the same.
+    value: Mapped[Any | None] = mapped_column(JSONB(none_as_null=True))
     value_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     secret: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
