@@ -79,10 +79,16 @@ async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
     Returns None when a scheduled fire for (event, fire time) already exists: the unique
     index, not a timer, guarantees one execution per fire.
     """
+    if new.concurrency_limit is not None:
+        # Take admission's event lock before inserting: the inserts' foreign-key checks
+        # share-lock the event row, and two enqueues that both upgrade that share lock to
+        # admission's exclusive one deadlock.
+        await conn.execute(q("lock_event"), new.event_id)
     execution_id = await conn.fetchval(
         """
-        INSERT INTO executions (event_id, owner_id, status, trigger, triggered_by_user_id, triggered_by,
-                                scheduled_for, input, parent_execution_id, chain_depth)
+        INSERT INTO executions (event_id, owner_id, status, trigger, triggered_by_user_id,
+                                triggered_by, scheduled_for, input, parent_execution_id,
+                                chain_depth)
         VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7::jsonb, $8, $9)
         ON CONFLICT (event_id, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
         RETURNING id
@@ -107,8 +113,16 @@ async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
         VALUES ($1, $2, $3, $4, $5::job_status, $6, $7, $8)
         """,
         [
-            (execution_id, new.event_id, t.name, t.server_id, initial, new.priority, new.max_attempts,
-             new.retry_backoff_s)
+            (
+                execution_id,
+                new.event_id,
+                t.name,
+                t.server_id,
+                initial,
+                new.priority,
+                new.max_attempts,
+                new.retry_backoff_s,
+            )
             for t in new.targets
         ],
     )
@@ -122,10 +136,16 @@ async def admit(conn: asyncpg.Connection, event_id: int, limit: int) -> int:
     """Start waiting executions of an event while it has free slots; returns jobs released."""
     await conn.execute(q("lock_event"), event_id)
     rows = await conn.fetch(q("promote_waiting"), event_id, limit)
+    # Released jobs are ready now: wake the workers (on commit) rather than leave them to
+    # the slow safety poll.
+    for execution_id in sorted({r["execution_id"] for r in rows}):
+        await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, str(execution_id))
     return len(rows)
 
 
-async def claim(conn: asyncpg.Connection, node_id: str, limit: int, lease_s: float) -> list[ClaimedJob]:
+async def claim(
+    conn: asyncpg.Connection, node_id: str, limit: int, lease_s: float
+) -> list[ClaimedJob]:
     rows = await conn.fetch(q("claim_jobs"), node_id, limit, lease_s)
     return [ClaimedJob.from_row(r) for r in rows]
 
@@ -138,7 +158,7 @@ async def heartbeat(conn: asyncpg.Connection, node_id: str, lease_s: float) -> d
 
 async def mark_started(conn: asyncpg.Connection, execution_id: int) -> bool:
     result = await conn.execute(q("execution_started"), execution_id)
-    started = result.endswith(" 1")
+    started = str(result).endswith(" 1")
     if started:
         await conn.execute("SELECT pg_notify($1, $2)", STATUS_CHANNEL, str(execution_id))
     return started
@@ -167,7 +187,9 @@ async def finish(
     return row is not None
 
 
-async def retry(conn: asyncpg.Connection, job_id: int, node_id: str, delay_s: float, error: str) -> bool:
+async def retry(
+    conn: asyncpg.Connection, job_id: int, node_id: str, delay_s: float, error: str
+) -> bool:
     row = await conn.fetchrow(q("retry_job"), job_id, node_id, delay_s, error)
     return row is not None
 
@@ -178,7 +200,9 @@ async def settle_execution(conn: asyncpg.Connection, execution_id: int) -> Finis
     if row is None:
         return None
     await conn.execute("SELECT pg_notify($1, $2)", STATUS_CHANNEL, str(execution_id))
-    return FinishedExecution(row["id"], row["event_id"], ExecutionStatus(row["status"]), row["owner_id"])
+    return FinishedExecution(
+        row["id"], row["event_id"], ExecutionStatus(row["status"]), row["owner_id"]
+    )
 
 
 @dataclass(frozen=True)
@@ -192,7 +216,12 @@ class RecoveredJob:
 
 async def recover_expired(conn: asyncpg.Connection) -> list[RecoveredJob]:
     rows = await conn.fetch(q("recover_expired"))
-    return [RecoveredJob(r["id"], r["execution_id"], r["event_id"], JobStatus(r["status"]), r["lost_owner"]) for r in rows]
+    return [
+        RecoveredJob(
+            r["id"], r["execution_id"], r["event_id"], JobStatus(r["status"]), r["lost_owner"]
+        )
+        for r in rows
+    ]
 
 
 async def request_cancel(conn: asyncpg.Connection, execution_id: int) -> list[int]:
@@ -224,5 +253,12 @@ async def append_logs(
     """Store lines (seq, stream, ts, text) and NOTIFY live viewers, in one round trip."""
     seqs, streams, stamps, texts = zip(*lines, strict=True) if lines else ((), (), (), ())
     await conn.execute(
-        q("append_logs"), execution_id, job_id, target, list(seqs), list(streams), list(stamps), list(texts)
+        q("append_logs"),
+        execution_id,
+        job_id,
+        target,
+        list(seqs),
+        list(streams),
+        list(stamps),
+        list(texts),
     )

@@ -10,7 +10,6 @@ after the leader's connection drops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +17,14 @@ from datetime import UTC, datetime
 import asyncpg
 
 from cronium.core import Core
-from cronium.db.models import EventStatus, FireOutcome, MisfirePolicy, ScheduleKind, Trigger
+from cronium.db.models import (
+    EventStatus,
+    FireOutcome,
+    MisfirePolicy,
+    OverlapPolicy,
+    ScheduleKind,
+    Trigger,
+)
 from cronium.db.session import asyncpg_dsn
 from cronium.domain.firing import ScheduleState, plan
 from cronium.engine import queue
@@ -30,6 +36,12 @@ LEADER_LOCK_KEY = 7465303
 FOLLOWER_RETRY_S = 1.0
 MAX_IDLE_SLEEP_S = 5.0
 DUE_BATCH = 200
+# Server-side keepalives of the lock session: a vanished leader host is dropped (and the
+# lock released) after about idle + interval * count = 3 s; a follower retries every
+# second, so failover stays within 5 s even when the leader's host dies silently.
+LOCK_KEEPALIVE_IDLE_S = 1
+LOCK_KEEPALIVE_INTERVAL_S = 1
+LOCK_KEEPALIVE_COUNT = 2
 
 
 class Scheduler:
@@ -44,16 +56,39 @@ class Scheduler:
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(asyncpg_dsn(self._url()), timeout=10)
+                conn = await self.connect_lock_connection()
                 await self._lead_when_possible(conn, stop)
-            except (OSError, asyncpg.PostgresError, TimeoutError, ConnectionError) as exc:
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,  # "connection is closed": the lock went with it
+                TimeoutError,
+                ConnectionError,
+            ) as exc:
                 log.warning("scheduler connection lost (%s); retrying", exc)
             finally:
                 self.is_leader = False
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
+                if conn is not None:
+                    await _close_lock_connection(conn)
             await _sleep_or(stop, FOLLOWER_RETRY_S)
+
+    async def connect_lock_connection(self) -> asyncpg.Connection:
+        """The session that holds the leader lock, with aggressive server-side keepalives.
+
+        The lock is released when PostgreSQL notices the session is gone. A process that
+        exits closes its socket, but a host that crashes or drops off the network does not:
+        without keepalives the server would hold the lock for the OS default (two hours).
+        """
+        return await asyncpg.connect(
+            asyncpg_dsn(self._url()),
+            timeout=10,
+            server_settings={
+                "application_name": f"cronium-scheduler {self.core.node_id}"[:63],
+                "tcp_keepalives_idle": str(LOCK_KEEPALIVE_IDLE_S),
+                "tcp_keepalives_interval": str(LOCK_KEEPALIVE_INTERVAL_S),
+                "tcp_keepalives_count": str(LOCK_KEEPALIVE_COUNT),
+            },
+        )
 
     def _url(self) -> str:
         return self.core.engine.url.render_as_string(hide_password=False)
@@ -62,12 +97,19 @@ class Scheduler:
         while not stop.is_set():
             if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK_KEY):
                 self.is_leader = True
-                log.info("scheduler leadership acquired by %s", self.core.node_id, extra={"action": "leader"})
+                log.info(
+                    "scheduler leadership acquired by %s",
+                    self.core.node_id,
+                    extra={"action": "leader"},
+                )
                 await self._lead(lock_conn, stop)
                 return
             await _sleep_or(stop, FOLLOWER_RETRY_S)
 
     async def _lead(self, lock_conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        # A dropped lock connection wakes the loop at once, so a former leader steps down
+        # instead of ticking on until its next sleep ends.
+        lock_conn.add_termination_listener(lambda _conn: self.wake.set())
         while not stop.is_set():
             if lock_conn.is_closed():
                 raise ConnectionError("leader lock connection closed")
@@ -100,9 +142,10 @@ class Scheduler:
     async def _fire_event(self, conn: asyncpg.Connection, event_id: int, now: datetime) -> None:
         async with conn.transaction():
             ev = await conn.fetchrow(
-                """SELECT id, owner_id, schedule_kind::text AS kind, cron, timezone, interval_seconds,
-                          run_at, start_at, next_fire_at, misfire_policy::text AS misfire,
-                          misfire_window_seconds, max_executions, execution_count, run_local,
+                """SELECT id, owner_id, schedule_kind::text AS kind, cron, timezone,
+                          interval_seconds, run_at, start_at, next_fire_at,
+                          misfire_policy::text AS misfire, misfire_window_seconds,
+                          max_executions, execution_count, run_local,
                           overlap_policy::text AS overlap, max_concurrent, retries,
                           retry_backoff_seconds, input
                    FROM events
@@ -125,15 +168,17 @@ class Scheduler:
                 misfire_window_s=ev["misfire_window_seconds"],
                 max_executions=ev["max_executions"],
                 execution_count=ev["execution_count"],
+                overlap_policy=OverlapPolicy(ev["overlap"]),
             )
-            fire_plan = plan(state, now, self.grace_s)
+            # Under the event's row lock: admission (queue.admit) takes the same lock.
+            busy = state.overlap_policy is OverlapPolicy.skip and await _has_open_execution(
+                conn, event_id
+            )
+            fire_plan = plan(state, now, self.grace_s, busy=busy)
             targets = await event_targets(conn, event_id, ev["run_local"])
             limit = concurrency_limit(ev["overlap"], ev["max_concurrent"])
             fired = 0
             for fire_time in fire_plan.run:
-                if ev["overlap"] == "skip" and await _has_open_execution(conn, event_id):
-                    await _record(conn, event_id, fire_time, FireOutcome.skipped, None, now)
-                    continue
                 execution_id = await queue.enqueue(
                     conn,
                     queue.NewExecution(
@@ -151,9 +196,9 @@ class Scheduler:
                 )
                 if execution_id is not None:
                     fired += 1
-                    await _record(conn, event_id, fire_time, FireOutcome.fired, execution_id, now)
-            for fire_time in fire_plan.missed:
-                await _record(conn, event_id, fire_time, FireOutcome.missed, None, now)
+                    await _record(conn, event_id, [fire_time], FireOutcome.fired, now, execution_id)
+            await _record(conn, event_id, fire_plan.skipped, FireOutcome.skipped, now)
+            await _record(conn, event_id, fire_plan.missed, FireOutcome.missed, now)
             status = EventStatus.paused if fire_plan.exhausted else EventStatus.active
             await conn.execute(
                 """UPDATE events SET next_fire_at = $2, execution_count = execution_count + $3,
@@ -166,12 +211,17 @@ class Scheduler:
             )
             if fire_plan.missed:
                 log.info(
-                    "event %s: %d fire(s) missed (policy %s)", event_id, len(fire_plan.missed), ev["misfire"],
+                    "event %s: %d fire(s) missed (policy %s)",
+                    event_id,
+                    len(fire_plan.missed),
+                    ev["misfire"],
                     extra={"action": "misfire"},
                 )
 
 
-async def event_targets(conn: asyncpg.Connection, event_id: int, run_local: bool) -> list[queue.Target]:
+async def event_targets(
+    conn: asyncpg.Connection, event_id: int, run_local: bool
+) -> list[queue.Target]:
     targets = [queue.Target("local")] if run_local else []
     rows = await conn.fetch(
         """SELECT s.id, s.name FROM event_servers es JOIN servers s ON s.id = es.server_id
@@ -185,7 +235,9 @@ async def event_targets(conn: asyncpg.Connection, event_id: int, run_local: bool
 async def _has_open_execution(conn: asyncpg.Connection, event_id: int) -> bool:
     return bool(
         await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE event_id = $1 AND status IN ('waiting', 'queued', 'running'))",
+            """SELECT EXISTS (
+                   SELECT 1 FROM jobs
+                   WHERE event_id = $1 AND status IN ('waiting', 'queued', 'running'))""",
             event_id,
         )
     )
@@ -194,21 +246,42 @@ async def _has_open_execution(conn: asyncpg.Connection, event_id: int) -> bool:
 async def _record(
     conn: asyncpg.Connection,
     event_id: int,
-    fire_time: datetime,
+    fire_times: list[datetime],
     outcome: FireOutcome,
-    execution_id: int | None,
     now: datetime,
+    execution_id: int | None = None,
 ) -> None:
-    await conn.execute(
+    """One schedule_fires row per (event, fire time); the first writer wins."""
+    if not fire_times:
+        return
+    await conn.executemany(
         """INSERT INTO schedule_fires (event_id, fire_time, outcome, execution_id, lag_ms)
            VALUES ($1, $2, $3::fire_outcome, $4, $5)
            ON CONFLICT (event_id, fire_time) DO NOTHING""",
-        event_id,
-        fire_time,
-        outcome.value,
-        execution_id,
-        (now - fire_time).total_seconds() * 1000 if outcome is FireOutcome.fired else None,
+        [
+            (
+                event_id,
+                fire_time,
+                outcome.value,
+                execution_id,
+                (now - fire_time).total_seconds() * 1000 if outcome is FireOutcome.fired else None,
+            )
+            for fire_time in fire_times
+        ],
     )
+
+
+async def _close_lock_connection(conn: asyncpg.Connection) -> None:
+    """Close gracefully if possible; otherwise drop the socket, which frees the lock too."""
+    if conn.is_closed():
+        return
+    try:
+        await conn.close(timeout=2)
+    except asyncio.CancelledError:
+        conn.terminate()
+        raise
+    except Exception:  # any failure to close: abort the socket instead
+        conn.terminate()
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
