@@ -95,6 +95,7 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
             timeout=settings.db_connect_timeout_s,
             server_settings={"application_name": "cronium-engine"},
             init=_init_connection,
+            reset=_keep_session,
         )
         core = Core(
             settings=settings,
@@ -128,6 +129,11 @@ async def _installation_id(pool: asyncpg.Pool) -> str:
             "SELECT value->>'id' FROM settings WHERE key = 'installation'"
         )
     return found
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release: pool connections hold no session state
+    (LISTEN and the leader lock use their own connections), and it cost a round trip a use."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -24,6 +24,7 @@ from cronium.errors import ConfigError
 from cronium.executors.base import ExecutorError, JobResult, JobSpec
 from cronium.executors.container import (
     LABEL_EXECUTION,
+    LABEL_INSTALLATION,
     LABEL_JOB,
     LABEL_NODE,
     ContainerExecutor,
@@ -326,6 +327,7 @@ async def test_leftover_containers_are_removed_unless_their_job_still_runs(
         base + 4: (lost_node, True),  # recovery of a lost lease owner: removed by node
     }
     alive = base + 2
+    installation = f"test-installation-{secrets.token_hex(4)}"
     ids: dict[int, str] = {}
     try:
         for job_id, (node, started) in plan.items():
@@ -333,7 +335,11 @@ async def test_leftover_containers_are_removed_unless_their_job_still_runs(
                 {
                     "Image": TEST_IMAGES.bash,
                     "Cmd": ["sleep", "300"],
-                    "Labels": {LABEL_JOB: str(job_id), LABEL_NODE: node},
+                    "Labels": {
+                        LABEL_JOB: str(job_id),
+                        LABEL_NODE: node,
+                        LABEL_INSTALLATION: installation,
+                    },
                     "HostConfig": {
                         "NetworkMode": "none",
                         "Mounts": [{"Type": "volume", "Target": "/v"}],
@@ -350,7 +356,11 @@ async def test_leftover_containers_are_removed_unless_their_job_still_runs(
 
         assert await remove_node_containers(docker, lost_node) == 1
         removed = await remove_orphans(
-            docker, is_job_running, live_nodes={test_node_id, "some-other-live-node"}
+            docker,
+            is_job_running,
+            live_nodes={test_node_id, "some-other-live-node"},
+            # Other tests' containers share this engine: only this "installation" is judged.
+            installation_id=installation,
         )
         assert removed >= 3
         listed = await docker.containers.list(all=True, filters=json.dumps({"label": [LABEL_JOB]}))

@@ -222,6 +222,7 @@ async def test_an_unsupported_tool_is_a_clear_error_for_the_script(
     run = await api["user"].post(f"/events/{resp.json()['id']}/run")
     done = await wait_for_status(api["user"], run.json()["execution_id"])
     logs = [
-        line["line"] for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
+        line["line"]
+        for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
     ]
     assert any("tool 'slack' is not supported" in line for line in logs), logs

@@ -18,6 +18,13 @@ log = logging.getLogger("cronium.recovery")
 async def recover_once(
     core: Core, hub: LiveHub, on_lost_node: Callable[[str], Awaitable[object]] | None = None
 ) -> list[queue.RecoveredJob]:
+    async with core.db.acquire() as conn:
+        # One cheap read per pass; the recovering transaction only when something expired.
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM jobs"
+            " WHERE status = 'running' AND lease_expires_at < now())"
+        ):
+            return []
     async with core.db.acquire() as conn, conn.transaction():
         recovered = await queue.recover_expired(conn)
         for job in recovered:

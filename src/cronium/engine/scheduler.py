@@ -34,7 +34,9 @@ log = logging.getLogger("cronium.scheduler")
 
 LEADER_LOCK_KEY = 7465303
 FOLLOWER_RETRY_S = 1.0
-MAX_IDLE_SLEEP_S = 5.0
+# Schedule changes wake the leader by NOTIFY (and on every listener reconnect); the idle
+# re-check only guards against the unexpected, so it can be rare.
+MAX_IDLE_SLEEP_S = 30.0
 DUE_BATCH = 200
 # Server-side keepalives of the lock session: a vanished leader host is dropped (and the
 # lock released) after about idle + interval * count = 3 s; a follower retries every

@@ -53,6 +53,7 @@ class Worker:
 
     async def claim_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._slot_freed.clear()
             free = self.concurrency - len(self.running)
             claimed: list[ClaimedJob] = []
             if free > 0 and self._accepting:
@@ -60,7 +61,7 @@ class Worker:
                     claimed = await queue.claim(conn, self.core.node_id, free, self.lease_s)
                 for job in claimed:
                     self._start(job)
-            if claimed and len(claimed) == free:
+            if free <= 0 or (claimed and len(claimed) == free):
                 await self._wait_for(self._slot_freed, stop, self.core.settings.poll_interval_s)
             elif not claimed:
                 await self._wait_for(self.wake, stop, self.core.settings.poll_interval_s)
@@ -71,9 +72,12 @@ class Worker:
             await _sleep_or_stop(stop, interval_s)
             if not self.running:
                 continue
+            # Judge only jobs held before the heartbeat: one claimed meanwhile is not
+            # in its answer yet and must not look lost.
+            held = dict(self.running)
             async with self.core.db.acquire() as conn:
                 owned = await queue.heartbeat(conn, self.core.node_id, self.lease_s)
-            for job_id, running in list(self.running.items()):
+            for job_id, running in held.items():
                 if job_id not in owned and running.task is not None and not running.task.done():
                     # Recovered by another node: stop it here, and do not report a result.
                     running.lease_lost = True

@@ -184,10 +184,13 @@ class ContainerExecutor(Executor[ContainerHandle]):
         self,
         is_job_running: Callable[[int], Awaitable[bool]],
         *,
+        installation_id: str,
         live_nodes: Collection[str] | None = None,
     ) -> int:
         """See the module-level `remove_orphans`."""
-        return await remove_orphans(self.client(), is_job_running, live_nodes=live_nodes)
+        return await remove_orphans(
+            self.client(), is_job_running, installation_id=installation_id, live_nodes=live_nodes
+        )
 
     async def remove_node_containers(self, node_id: str) -> int:
         """See the module-level `remove_node_containers`."""
@@ -425,8 +428,8 @@ async def remove_orphans(
     docker: aiodocker.Docker,
     is_job_running: Callable[[int], Awaitable[bool]],
     *,
+    installation_id: str,
     live_nodes: Collection[str] | None = None,
-    installation_id: str | None = None,
 ) -> int:
     """Remove Cronium job containers (and their volumes) whose job no longer runs.
 
@@ -438,7 +441,8 @@ async def remove_orphans(
     labelled container is kept. Dangling labelled volumes are removed. Returns the number of
     containers removed; one container that cannot be removed is logged, never raised.
     """
-    wanted = [LABEL_JOB] + ([f"{LABEL_INSTALLATION}={installation_id}"] if installation_id else [])
+    # Only this installation's containers: others may share the engine.
+    wanted = [LABEL_JOB, f"{LABEL_INSTALLATION}={installation_id}"]
     containers = await docker.containers.list(all=True, filters=json.dumps({"label": wanted}))
     removed = 0
     for container in containers:

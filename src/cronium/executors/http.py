@@ -51,14 +51,17 @@ class HttpExecutor:
         await sink(LogStream.system, f"{method} {url}")
         started = time.monotonic()
         try:
-            async with httpx.AsyncClient(
-                transport=self._transport,
-                timeout=timeout_s,
-                follow_redirects=True,
-                max_redirects=MAX_REDIRECTS,
-            ) as client, client.stream(
-                method, url, headers=headers, content=content, json=json_body
-            ) as resp:
+            async with (
+                httpx.AsyncClient(
+                    transport=self._transport,
+                    timeout=timeout_s,
+                    follow_redirects=True,
+                    max_redirects=MAX_REDIRECTS,
+                ) as client,
+                client.stream(
+                    method, url, headers=headers, content=content, json=json_body
+                ) as resp,
+            ):
                 raw, truncated = await _read_capped(resp)
         except httpx.TimeoutException:
             return JobResult(JobStatus.timed_out, error=f"no response within {timeout_s:g} s")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -73,7 +71,9 @@ class LocalExecutor(Executor[LocalHandle]):
     async def start(self, spec: JobSpec) -> LocalHandle:
         if spec.language is None:
             raise ExecutorError("script event without a language", permanent=True)
-        command = interpreter(spec.language)
+        # setpriv sets PR_SET_PDEATHSIG in the child (the script dies with Cronium) without a
+        # preexec_fn, which would force fork() instead of vfork() and stall the event loop.
+        command = [*_PDEATHSIG_PREFIX, *interpreter(spec.language)]
         workdir = Path(tempfile.mkdtemp(prefix=f"cronium-job-{spec.job_id}-"))
         (workdir / "tmp").mkdir(mode=0o700)
         script = workdir / _SCRIPT_NAMES[spec.language]
@@ -97,7 +97,6 @@ class LocalExecutor(Executor[LocalHandle]):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -151,23 +150,8 @@ async def _pump(reader: asyncio.StreamReader, stream: LogStream, sink: LineSink)
         await sink(stream, line)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if Cronium dies (Linux PR_SET_PDEATHSIG)."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-_PR_SET_PDEATHSIG = 1
-_LIBC = _load_libc()
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+_PDEATHSIG_PREFIX = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
 def kill_job_processes(installation_id: str, job_id: int) -> None:

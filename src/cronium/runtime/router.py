@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.requests import ClientDisconnect
 
 from cronium.api.deps import CoreDep
 from cronium.core import Core
@@ -60,10 +61,14 @@ async def json_body(request: Request, max_bytes: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > max_bytes:
+                raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    except ClientDisconnect:
+        # The script went away mid-request (killed, timed out): nothing to answer.
+        raise ValidationFailed("client disconnected before sending the whole body") from None
     if not raw:
         raise ValidationFailed("request body must be JSON", details={"field": "body"})
     try:
