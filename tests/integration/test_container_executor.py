@@ -37,27 +37,10 @@ from cronium.executors.registry import build_executors
 from tests.conftest import Api, wait_for_status
 from tests.support.docker import *  # noqa: F403 (the Docker fixtures)
 from tests.support.docker import TEST_IMAGES, containers_of
+from tests.support.runs import create_event, log_lines, run
 
 pytestmark = pytest.mark.slow
 MiB = 1024 * 1024
-
-
-async def create_event(api: Api, **fields: object) -> int:
-    body = {"name": "c", "language": "bash", "content": "echo hi", **fields}
-    resp = await api.post("/events", json=body)
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
-
-
-async def run(api: Api, event_id: int) -> int:
-    resp = await api.post(f"/events/{event_id}/run")
-    assert resp.status_code == 202, resp.text
-    return int(resp.json()["execution_id"])
-
-
-async def log_lines(api: Api, execution_id: int) -> list[tuple[str, str]]:
-    items = (await api.get(f"/executions/{execution_id}/logs")).json()["items"]
-    return [(item["stream"], item["line"]) for item in items]
 
 
 async def wait_for_line(api: Api, execution_id: int, line: str, timeout_s: float = 30) -> None:

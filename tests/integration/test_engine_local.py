@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from cronium.engine.node import Node
 from tests.conftest import Api, wait_for_status
-
-
-async def create_event(api: Api, **fields: object) -> int:
-    body = {"name": "e", "language": "bash", "content": "echo hi", **fields}
-    resp = await api.post("/events", json=body)
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
-
-
-async def run(api: Api, event_id: int, **body: object) -> int:
-    resp = await api.post(f"/events/{event_id}/run", json=body or None)
-    assert resp.status_code == 202, resp.text
-    return int(resp.json()["execution_id"])
+from tests.support.runs import create_event, run
 
 
 async def test_a_manual_run_succeeds_and_keeps_its_output(api: dict[str, Api], node: Node) -> None:

@@ -21,23 +21,11 @@ from cronium.logs import sink
 from cronium.logs.capture import MASK, Masker
 from cronium.logs.sink import JobLogWriter
 from tests.conftest import Api, wait_for_status
+from tests.support.runs import create_event, run
 
 SECRET_VARIABLE = "s3cr3t-value-123"
 SECRET_ENV = "env-secret-987654"
 MIB = 1024 * 1024
-
-
-async def create_event(api: Api, **fields: object) -> int:
-    body = {"name": "e", "language": "bash", "content": "echo hi", **fields}
-    resp = await api.post("/events", json=body)
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
-
-
-async def run(api: Api, event_id: int) -> int:
-    resp = await api.post(f"/events/{event_id}/run")
-    assert resp.status_code == 202, resp.text
-    return int(resp.json()["execution_id"])
 
 
 async def all_logs(api: Api, execution_id: int) -> list[dict[str, Any]]:
