@@ -1,7 +1,7 @@
 """Print a PostgreSQL URL the tests can use as a superuser.
 
 The machine's server on 127.0.0.1:5432 when it answers (CI and most developer boxes);
-otherwise an embedded server managed by Cronium in `.cache/test-postgres`, so the suite
+otherwise an embedded server managed by Cronium in the temp dir, so the suite
 runs on a machine with nothing but Python.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -35,7 +36,9 @@ def main() -> int:
         return 1
     from cronium.db.embedded import EmbeddedPostgres
 
-    data_dir = Path(__file__).resolve().parents[2] / ".cache" / "test-postgres"
+    # Under /tmp: as root the server runs as an unprivileged user, who may not be able to
+    # enter the checkout (e.g. under /root).
+    data_dir = Path(tempfile.gettempdir()) / f"cronium-test-postgres-{os.getuid()}"
     server = EmbeddedPostgres(data_dir, database="postgres")
     url = server.start().replace("postgresql+asyncpg://", "postgresql://")
     print(
