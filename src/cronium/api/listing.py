@@ -8,11 +8,12 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import AfterValidator, BaseModel
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from cronium.api.deps import Principal
-from cronium.errors import NotFound, ValidationFailed
+from cronium.errors import Conflict, NotFound, ValidationFailed
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT")
@@ -126,3 +127,17 @@ async def get_visible(
         raise NotFound(f"{label} {object_id} not found")
     assert obj is not None
     return obj
+
+
+async def flush_unique(
+    db: AsyncSession, constraint: str, what: str, field: str, value: str
+) -> None:
+    """Flush; a concurrent request that took the same name loses with a 409, not a 500."""
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        if constraint not in str(exc.orig):
+            raise
+        raise Conflict(
+            f"you already have a {what} named {value!r}", details={"field": field}
+        ) from None

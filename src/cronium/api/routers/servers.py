@@ -6,10 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
-from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate, visible
+from cronium.api.listing import (
+    Page,
+    PageDep,
+    apply_sort,
+    flush_unique,
+    get_visible,
+    paginate,
+    visible,
+)
 from cronium.api.schemas.resources import (
     NO_NUL,
     KeyAuth,
@@ -52,18 +59,6 @@ async def _check_unique(db: DbDep, owner_id: int, name: str, server_id: int | No
         stmt = stmt.where(Server.id != server_id)
     if await db.scalar(stmt) is not None:
         raise Conflict(f"you already have a server named {name!r}", details={"field": "name"})
-
-
-async def _flush_unique(db: DbDep, name: str) -> None:
-    """Flush; a concurrent request that took the same name loses with a 409, not a 500."""
-    try:
-        await db.flush()
-    except IntegrityError as exc:
-        if "uq_servers_owner_name" not in str(exc.orig):
-            raise
-        raise Conflict(
-            f"you already have a server named {name!r}", details={"field": "name"}
-        ) from None
 
 
 @router.get("", response_model=Page[ServerOut])
@@ -112,7 +107,7 @@ async def create_server(body: ServerIn, principal: WriterDep, core: CoreDep, db:
     )
     _store_auth(core, server, body.auth)
     db.add(server)
-    await _flush_unique(db, body.name)
+    await flush_unique(db, "uq_servers_owner_name", "server", "name", body.name)
     await db.refresh(server)
     return server
 
@@ -149,7 +144,7 @@ async def update_server(
         server.host_key, server.host_key_fingerprint = None, None
     if patch.auth is not None:
         _store_auth(core, server, patch.auth)
-    await _flush_unique(db, server.name)
+    await flush_unique(db, "uq_servers_owner_name", "server", "name", server.name)
     await db.refresh(server)
     return server
 

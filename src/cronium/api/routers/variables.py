@@ -6,10 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 
 from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
-from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate, visible
+from cronium.api.listing import (
+    Page,
+    PageDep,
+    apply_sort,
+    flush_unique,
+    get_visible,
+    paginate,
+    visible,
+)
 from cronium.api.schemas.resources import NO_NUL, ObjectId, VariableIn, VariableOut, VariablePatch
 from cronium.core import Core
 from cronium.db.models import Variable
@@ -49,18 +56,6 @@ async def _check_unique(db: DbDep, owner_id: int, key: str, var_id: int | None) 
         raise Conflict(f"you already have a variable named {key!r}", details={"field": "key"})
 
 
-async def _flush_unique(db: DbDep, key: str) -> None:
-    """Flush; a concurrent request that took the same key loses with a 409, not a 500."""
-    try:
-        await db.flush()
-    except IntegrityError as exc:
-        if "uq_variables_owner_key" not in str(exc.orig):
-            raise
-        raise Conflict(
-            f"you already have a variable named {key!r}", details={"field": "key"}
-        ) from None
-
-
 @router.get("", response_model=Page[VariableOut])
 async def list_variables(
     principal: PrincipalDep,
@@ -96,7 +91,7 @@ async def create_variable(
     var = Variable(owner_id=principal.user_id, key=body.key, description=body.description)
     _store_value(core, var, body.value, body.secret)
     db.add(var)
-    await _flush_unique(db, body.key)
+    await flush_unique(db, "uq_variables_owner_key", "variable", "key", body.key)
     await db.refresh(var)
     return variable_out(var)
 
@@ -132,7 +127,7 @@ async def update_variable(
                 details={"field": "value"},
             )
         _store_value(core, var, var.value, secret)
-    await _flush_unique(db, var.key)
+    await flush_unique(db, "uq_variables_owner_key", "variable", "key", var.key)
     await db.refresh(var)
     return variable_out(var)
 
