@@ -79,10 +79,38 @@ UPDATE jobs SET status = 'cancelled', finished_at = now(), error = 'cancelled be
 WHERE execution_id = $1 AND status IN ('queued', 'waiting')
 RETURNING id;
 
--- name: execution_started
--- First job of execution $1 started.
-UPDATE executions SET status = 'running', started_at = coalesce(started_at, now())
-WHERE id = $1 AND status = 'queued';
+-- name: start_job
+-- Job $1 of execution $2 starts: the execution turns running (once, with NOTIFY), the job
+-- gets its runtime token hash $3 and mode $4, and the run's event, input and owner's secret
+-- blobs come back, all in one round trip. No event columns when the event is gone.
+WITH started AS (
+    UPDATE executions SET status = 'running', started_at = coalesce(started_at, now())
+    WHERE id = $2 AND status = 'queued'
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('cronium_status', id::text) FROM started
+), minted AS (
+    UPDATE jobs SET runtime_token_hash = $3, mode = $4 WHERE id = $1
+    RETURNING execution_id, event_id
+)
+SELECT e.id, e.name, e.type::text AS type, e.language::text AS language, e.content,
+       e.http_spec, e.env_encrypted, e.image, e.cpu, e.memory_mb, e.pids, e.network,
+       e.timeout_seconds, e.overlap_policy::text AS overlap_policy, e.max_concurrent,
+       x.input, x.owner_id,
+       (SELECT count(*) FROM notified) AS execution_started,
+       ARRAY(SELECT v.value_encrypted FROM variables v
+             WHERE v.owner_id = x.owner_id AND v.secret AND v.value_encrypted IS NOT NULL
+             ORDER BY v.id) AS secret_variables,
+       ARRAY(SELECT t.config_encrypted FROM tool_credentials t
+             WHERE t.owner_id = x.owner_id ORDER BY t.id) AS tool_credentials,
+       ARRAY(SELECT s.secret_encrypted FROM servers s
+             WHERE s.owner_id = x.owner_id ORDER BY s.id) AS server_secrets,
+       ARRAY(SELECT s.passphrase_encrypted FROM servers s
+             WHERE s.owner_id = x.owner_id AND s.passphrase_encrypted IS NOT NULL
+             ORDER BY s.id) AS server_passphrases
+FROM (SELECT 1) AS one
+LEFT JOIN (minted j JOIN executions x ON x.id = j.execution_id JOIN events e ON e.id = j.event_id)
+    ON true;
 
 -- name: finish_execution
 -- When no job of execution $1 is left unfinished, settle its status once; the row returned

@@ -156,12 +156,18 @@ async def heartbeat(conn: asyncpg.Connection, node_id: str, lease_s: float) -> d
     return {r["id"]: r["cancel_requested"] for r in rows}
 
 
-async def mark_started(conn: asyncpg.Connection, execution_id: int) -> bool:
-    result = await conn.execute(q("execution_started"), execution_id)
-    started = str(result).endswith(" 1")
-    if started:
-        await conn.execute("SELECT pg_notify($1, $2)", STATUS_CHANNEL, str(execution_id))
-    return started
+async def start_job(
+    conn: asyncpg.Connection, job: ClaimedJob, token_hash: str, mode: str
+) -> asyncpg.Record:
+    """Mark the execution started, store the job's token hash and load what the run needs.
+
+    One round trip on the job's critical path; the row's event columns are NULL when the
+    event no longer exists.
+    """
+    row: asyncpg.Record = await conn.fetchrow(
+        q("start_job"), job.id, job.execution_id, token_hash, mode
+    )
+    return row
 
 
 async def finish(

@@ -10,9 +10,11 @@ from typing import Any
 import asyncpg
 
 from cronium.core import Core
+from cronium.engine import queue
 from cronium.engine.queue import ClaimedJob
 from cronium.executors.base import ExecutorError, JobSpec
 from cronium.logs.capture import Masker
+from cronium.security.tokens import hash_token
 
 
 @dataclass(frozen=True)
@@ -43,28 +45,14 @@ def runtime_url(mode: str, core: Core) -> str:
 async def load_job(
     core: Core, conn: asyncpg.Connection, job: ClaimedJob, mode: str, token: str
 ) -> LoadedJob:
-    row = await conn.fetchrow(
-        """
-        SELECT e.id, e.name, e.type::text AS type, e.language::text AS language, e.content,
-               e.http_spec, e.env_encrypted, e.image, e.cpu, e.memory_mb, e.pids, e.network,
-               e.timeout_seconds, e.overlap_policy::text AS overlap_policy, e.max_concurrent,
-               x.input, x.owner_id
-        FROM jobs j JOIN executions x ON x.id = j.execution_id JOIN events e ON e.id = j.event_id
-        WHERE j.id = $1
-        """,
-        job.id,
-    )
-    if row is None:
+    """Start the job (execution running, token hash stored) and load its run in one round trip."""
+    row = await queue.start_job(conn, job, hash_token(token), mode)
+    if row["id"] is None:
         raise ExecutorError("the job's event no longer exists", permanent=True)
     env: dict[str, str] = (
         core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
     )
-    secrets = [
-        token,
-        *env.values(),
-        *await _secret_variable_values(core, conn, row["owner_id"]),
-        *await _credential_values(core, conn, row["owner_id"]),
-    ]
+    secrets = [token, *env.values(), *_secret_values(core, row)]
     runtime_env = {
         "CRONIUM_RUNTIME_URL": runtime_url(mode, core),
         "CRONIUM_EXECUTION_TOKEN": token,
@@ -103,32 +91,16 @@ async def load_job(
     )
 
 
-async def _secret_variable_values(core: Core, conn: asyncpg.Connection, owner_id: int) -> list[str]:
-    blobs = await conn.fetch(
-        "SELECT value_encrypted FROM variables"
-        " WHERE owner_id = $1 AND secret AND value_encrypted IS NOT NULL",
-        owner_id,
-    )
+def _secret_values(core: Core, row: asyncpg.Record) -> list[str]:
+    """The owner's secret variables, tool credential strings and server secrets: masked."""
     values: list[str] = []
-    for record in blobs:
-        value = core.cipher.decrypt_json(record["value_encrypted"])
+    for blob in row["secret_variables"]:
+        value = core.cipher.decrypt_json(blob)
         values.append(value if isinstance(value, str) else json.dumps(value))
-    return values
-
-
-async def _credential_values(core: Core, conn: asyncpg.Connection, owner_id: int) -> list[str]:
-    """Every string in the owner's tool credentials and server secrets: masked in output."""
-    values: list[str] = []
-    for record in await conn.fetch(
-        "SELECT config_encrypted FROM tool_credentials WHERE owner_id = $1", owner_id
-    ):
-        values.extend(_strings(core.cipher.decrypt_json(record["config_encrypted"])))
-    for record in await conn.fetch(
-        "SELECT secret_encrypted, passphrase_encrypted FROM servers WHERE owner_id = $1", owner_id
-    ):
-        values.append(core.cipher.decrypt_str(record["secret_encrypted"]))
-        if record["passphrase_encrypted"]:
-            values.append(core.cipher.decrypt_str(record["passphrase_encrypted"]))
+    for blob in row["tool_credentials"]:
+        values.extend(_strings(core.cipher.decrypt_json(blob)))
+    values.extend(core.cipher.decrypt_str(blob) for blob in row["server_secrets"])
+    values.extend(core.cipher.decrypt_str(blob) for blob in row["server_passphrases"])
     return values
 
 

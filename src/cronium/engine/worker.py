@@ -25,6 +25,7 @@ from cronium.logs.capture import Masker
 from cronium.logs.hub import LiveHub
 from cronium.logs.sink import JobLogWriter
 from cronium.runtime import tokens as runtime_tokens
+from cronium.security.tokens import new_token
 
 log = logging.getLogger("cronium.worker")
 
@@ -135,10 +136,9 @@ class Worker:
     async def _execute(self, running: RunningJob) -> None:
         job = running.job
         async with self.core.db.acquire() as conn:
-            await queue.mark_started(conn, job.execution_id)
             try:
                 mode = self.executors.mode_for(job)
-                token = await runtime_tokens.mint(conn, job.id, mode)
+                token = new_token(runtime_tokens.TOKEN_PREFIX)
                 loaded: LoadedJob | None = await load_job(self.core, conn, job, mode, token)
             except ExecutorError as exc:
                 loaded, load_error = None, exc
