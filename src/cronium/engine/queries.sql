@@ -113,8 +113,8 @@ LEFT JOIN (minted j JOIN executions x ON x.id = j.execution_id JOIN events e ON 
     ON true;
 
 -- name: finish_execution
--- When no job of execution $1 is left unfinished, settle its status once; the row returned
--- tells the caller it won and must fire follow-ups.
+-- When no job of execution $1 is left unfinished, settle its status once and NOTIFY; the
+-- row returned tells the caller it won and must fire follow-ups (if the event has actions).
 WITH counts AS (
     SELECT count(*) FILTER (WHERE status IN ('queued', 'waiting', 'running')) AS open,
            count(*) AS total,
@@ -133,19 +133,26 @@ WITH counts AS (
         WHEN timed_out > 0 AND failed = 0 THEN 'timed_out'
         ELSE 'failed' END::execution_status AS status
     FROM counts WHERE open = 0 AND total > 0
+), settled AS (
+    UPDATE executions e
+    SET status = outcome.status, finished_at = now(),
+        started_at = coalesce(e.started_at, now()),
+        error = (SELECT string_agg(DISTINCT j.error, '; ') FROM jobs j
+                 WHERE j.execution_id = $1 AND j.status <> 'succeeded' AND j.error IS NOT NULL),
+        output = coalesce(e.output, (SELECT j.output FROM jobs j WHERE j.execution_id = $1
+                                     AND j.output IS NOT NULL ORDER BY j.id LIMIT 1)),
+        condition = coalesce(e.condition, (SELECT j.condition FROM jobs j
+                                           WHERE j.execution_id = $1 AND j.condition IS NOT NULL
+                                           ORDER BY j.id LIMIT 1))
+    FROM outcome
+    WHERE e.id = $1
+      AND e.status NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'partial')
+    RETURNING e.id, e.event_id, e.status, e.owner_id
 )
-UPDATE executions e
-SET status = outcome.status, finished_at = now(),
-    started_at = coalesce(e.started_at, now()),
-    error = (SELECT string_agg(DISTINCT j.error, '; ') FROM jobs j
-             WHERE j.execution_id = $1 AND j.status <> 'succeeded' AND j.error IS NOT NULL),
-    output = coalesce(e.output, (SELECT j.output FROM jobs j WHERE j.execution_id = $1
-                                 AND j.output IS NOT NULL ORDER BY j.id LIMIT 1)),
-    condition = coalesce(e.condition, (SELECT j.condition FROM jobs j WHERE j.execution_id = $1
-                                       AND j.condition IS NOT NULL ORDER BY j.id LIMIT 1))
-FROM outcome
-WHERE e.id = $1 AND e.status NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'partial')
-RETURNING e.id, e.event_id, e.status, e.owner_id;
+SELECT s.id, s.event_id, s.status, s.owner_id,
+       EXISTS (SELECT 1 FROM event_actions a WHERE a.event_id = s.event_id) AS has_actions,
+       pg_notify('cronium_status', s.id::text)
+FROM settled s;
 
 -- name: promote_waiting
 -- Under event $1's row lock: let waiting executions start while the event has a free slot
@@ -176,6 +183,23 @@ WITH stored AS (
     RETURNING seq
 )
 SELECT pg_notify('cronium_logs', $1::text || ':' || (SELECT max(seq) FROM stored)::text);
+
+-- name: store_logs
+-- Number a batch of masked lines of execution $1 (several jobs, several nodes share the
+-- sequence), store them and wake live viewers, in one statement; returns the last seq.
+WITH reserved AS (
+    UPDATE executions SET log_seq = log_seq + cardinality($4::text[]) WHERE id = $1
+    RETURNING log_seq - cardinality($4::text[]) AS first
+), stored AS (
+    INSERT INTO log_lines (execution_id, job_id, seq, stream, target, ts, line)
+    SELECT $1, $2, r.first + s.n, s.stream::log_stream, $3, s.ts, s.line
+    FROM reserved r,
+         unnest($4::text[], $5::timestamptz[], $6::text[]) WITH ORDINALITY AS s(stream, ts, line, n)
+    RETURNING seq
+)
+SELECT last, pg_notify('cronium_logs', $1::text || ':' || last::text)
+FROM (SELECT max(seq) AS last FROM stored) AS m
+WHERE last IS NOT NULL;
 
 -- name: reserve_log_seq
 -- Reserve $2 consecutive sequence numbers of execution $1 (several jobs, several nodes).

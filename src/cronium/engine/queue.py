@@ -46,6 +46,7 @@ class FinishedExecution:
     event_id: int
     status: ExecutionStatus
     owner_id: int
+    has_actions: bool = True  # False: no follow-up can fire, on_settled may be skipped
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,12 @@ async def settle_execution(conn: asyncpg.Connection, execution_id: int) -> Finis
     row = await conn.fetchrow(q("finish_execution"), execution_id)
     if row is None:
         return None
-    await conn.execute("SELECT pg_notify($1, $2)", STATUS_CHANNEL, str(execution_id))
     return FinishedExecution(
-        row["id"], row["event_id"], ExecutionStatus(row["status"]), row["owner_id"]
+        row["id"],
+        row["event_id"],
+        ExecutionStatus(row["status"]),
+        row["owner_id"],
+        row["has_actions"],
     )
 
 
@@ -268,3 +272,21 @@ async def append_logs(
         list(stamps),
         list(texts),
     )
+
+
+async def store_logs(
+    conn: asyncpg.Connection,
+    execution_id: int,
+    job_id: int | None,
+    target: str,
+    lines: Sequence[tuple[str, datetime, str]],
+) -> int | None:
+    """Number and store lines (stream, ts, text), NOTIFY live viewers; returns the last seq.
+
+    One statement, so no transaction round trips; None if the execution no longer exists.
+    """
+    streams, stamps, texts = zip(*lines, strict=True) if lines else ((), (), ())
+    last = await conn.fetchval(
+        q("store_logs"), execution_id, job_id, target, list(streams), list(stamps), list(texts)
+    )
+    return None if last is None else int(last)

@@ -112,10 +112,10 @@ class JobLogWriter:
                 return True
             batch, self._pending = self._pending, []
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    first = await queue.reserve_log_seq(conn, self.execution_id, len(batch))
-                    rows = [(first + i, s, ts, line) for i, (s, ts, line) in enumerate(batch)]
-                    await queue.append_logs(conn, self.execution_id, self.job_id, self.target, rows)
+                async with self._pool.acquire() as conn:
+                    last = await queue.store_logs(
+                        conn, self.execution_id, self.job_id, self.target, batch
+                    )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self._pending = batch + self._pending
                 self._retry_at = time.monotonic() + RETRY_AFTER_S
@@ -129,8 +129,8 @@ class JobLogWriter:
                 return False
             self._retry_at = 0.0
             self.lines_written += len(batch)
-            if self._on_flush is not None:
-                self._on_flush(self.execution_id, rows[-1][0])
+            if self._on_flush is not None and last is not None:
+                self._on_flush(self.execution_id, last)
             return True
 
     async def close(self) -> None:
