@@ -41,7 +41,7 @@ async def recover_once(
             if job.status.value == "queued":
                 continue
             finished = await queue.settle_execution(conn, job.execution_id)
-            if finished is not None:
+            if finished is not None and finished.has_actions:
                 await actions.on_settled(conn, finished)
             settled_events.add(job.event_id)
         for event_id in settled_events:

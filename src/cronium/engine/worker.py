@@ -205,7 +205,7 @@ class Worker:
             if not won:
                 return
             finished = await queue.settle_execution(conn, job.execution_id)
-            if finished is not None:
+            if finished is not None and finished.has_actions:
                 await actions.on_settled(conn, finished)
             if loaded is not None and loaded.concurrency_limit is not None:
                 await queue.admit(conn, job.event_id, loaded.concurrency_limit)
