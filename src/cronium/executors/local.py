@@ -6,12 +6,14 @@ Not isolated: scripts run as the Cronium user. Used when Docker is absent, or on
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,8 +130,9 @@ class LocalExecutor(Executor[LocalHandle]):
 
     async def cleanup(self, handle: LocalHandle) -> None:
         _signal_group(handle.pgid, signal.SIGKILL)
-        # Processes that left the group with setsid still carry the job marker.
-        await asyncio.to_thread(_kill_marked, handle.job_marker)
+        # Processes that left the group with setsid still carry the job marker: one shared
+        # /proc sweep soon after kills them for every job that ended meanwhile.
+        _SWEEPER.request(handle.job_marker)
         if handle.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 handle.process.kill()
@@ -167,11 +170,21 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+_MARKER_VAR = b"CRONIUM_JOB_MARKER="
+# Escaped processes of a finished job live at most about this long.
+SWEEP_INTERVAL_S = 0.1
+
+
 def _kill_marked(marker: str, *, prefix: bool = False) -> None:
     """SIGKILL every process whose environment carries this job's marker (Linux /proc)."""
-    needle = f"CRONIUM_JOB_MARKER={marker}".encode()
+    _kill_marked_any({marker}, prefix=prefix)
+
+
+def _kill_marked_any(markers: Collection[str], *, prefix: bool = False) -> None:
+    """One /proc scan: SIGKILL every process whose environment carries one of `markers`."""
+    needles = {_MARKER_VAR + m.encode() for m in markers}
     proc_dir = Path("/proc")
-    if not proc_dir.is_dir():
+    if not needles or not proc_dir.is_dir():
         return
     own = os.getpid()
     for entry in proc_dir.iterdir():
@@ -181,8 +194,47 @@ def _kill_marked(marker: str, *, prefix: bool = False) -> None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
+        if _MARKER_VAR not in environ:
+            continue
         variables = environ.split(b"\0")
-        matched = any(v.startswith(needle) for v in variables) if prefix else needle in variables
+        if prefix:
+            matched = any(v.startswith(n) for v in variables for n in needles)
+        else:
+            matched = not needles.isdisjoint(variables)
         if matched:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+class _Sweeper:
+    """Kills escaped processes of finished jobs with one /proc scan per interval.
+
+    A scan reads every process's environment (about a millisecond per hundred processes);
+    once per job it was a large share of a trivial job's cost. Markers wait at most
+    SWEEP_INTERVAL_S, and whatever is pending when the process exits is swept then.
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        atexit.register(self.sweep_now)
+
+    def request(self, marker: str) -> None:
+        self._pending.add(marker)
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._sweep_later(), name="local-process-sweeper")
+
+    async def _sweep_later(self) -> None:
+        while self._pending:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            markers = set(self._pending)
+            await asyncio.to_thread(_kill_marked_any, markers)
+            self._pending -= markers
+
+    def sweep_now(self) -> None:
+        _kill_marked_any(set(self._pending))
+        self._pending.clear()
+
+
+_SWEEPER = _Sweeper()
