@@ -121,6 +121,20 @@ class Settings(BaseSettings):
     image_pull_timeout_s: float = Field(
         default=300.0, gt=0, le=3600, validation_alias="CRONIUM_IMAGE_PULL_TIMEOUT_SECONDS"
     )
+    # SSH executor (executors/ssh.py) and server health checks.
+    ssh_connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="CRONIUM_SSH_CONNECT_TIMEOUT_SECONDS"
+    )
+    ssh_command_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, validation_alias="CRONIUM_SSH_COMMAND_TIMEOUT_SECONDS"
+    )
+    ssh_keepalive_s: float = Field(
+        default=15.0, gt=0, le=600, validation_alias="CRONIUM_SSH_KEEPALIVE_SECONDS"
+    )
+    ssh_idle_s: float = Field(default=300.0, gt=0, validation_alias="CRONIUM_SSH_IDLE_SECONDS")
+    server_check_interval_s: float = Field(
+        default=300.0, ge=0, validation_alias="CRONIUM_SERVER_CHECK_INTERVAL_SECONDS"
+    )
 
     @field_validator("port")
     @classmethod

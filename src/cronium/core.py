@@ -26,6 +26,7 @@ from cronium.db import migrate
 from cronium.db.models import Role, User
 from cronium.db.session import asyncpg_dsn, create_engine, session_factory
 from cronium.errors import ConfigError
+from cronium.executors.ssh_connect import SshPool
 from cronium.logs.hub import LiveHub
 from cronium.runtime.tokens import CallerCache
 from cronium.security.crypto import Cipher, load_or_create_key
@@ -55,6 +56,25 @@ class Core:
     )
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(4)}")
     embedded: object | None = None
+    _ssh: SshPool | None = field(default=None, repr=False)
+
+    @property
+    def ssh(self) -> SshPool:
+        """SSH connections, job slots and breakers per server, shared by this process."""
+        if self._ssh is None:
+            self._ssh = SshPool.from_settings(self.settings, self._record_host_key)
+        return self._ssh
+
+    async def _record_host_key(self, server_id: int, key: str, fingerprint: str) -> None:
+        """Trust on first use: pin the key a server showed, unless one is pinned already."""
+        async with self.db.acquire() as conn:
+            await conn.execute(
+                "UPDATE servers SET host_key = $2, host_key_fingerprint = $3"
+                " WHERE id = $1 AND host_key IS NULL",
+                server_id,
+                key,
+                fingerprint,
+            )
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -63,6 +83,8 @@ class Core:
         return self.pool
 
     async def close(self) -> None:
+        if self._ssh is not None:
+            await self._ssh.aclose()
         if self.pool is not None:
             await self.pool.close()
         await self.engine.dispose()

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from cronium.executors.base import ServerSpec
+from cronium.security.crypto import Cipher
 
 SUPPORTED_KEYS = (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)
 
@@ -51,3 +58,35 @@ def check_private_key(private_key: str, passphrase: str | None) -> None:
         raise ValueError("private_key cannot be parsed as an SSH private key") from None
     if not isinstance(key, SUPPORTED_KEYS):
         raise ValueError("unsupported key type: use ed25519, RSA or ECDSA")
+
+
+SERVER_SPEC_SQL = """
+SELECT id, name, host, port, username, auth_type::text AS auth_type, secret_encrypted,
+       passphrase_encrypted, host_key, host_key_fingerprint, max_concurrent_jobs
+FROM servers WHERE id = $1
+"""
+
+
+def server_spec(cipher: Cipher, row: Mapping[str, Any]) -> ServerSpec:
+    """What the ssh executor needs of a `servers` row (SERVER_SPEC_SQL), decrypted."""
+    passphrase = row["passphrase_encrypted"]
+    return ServerSpec(
+        server_id=row["id"],
+        name=row["name"],
+        host=row["host"],
+        port=row["port"],
+        username=row["username"],
+        auth_type=row["auth_type"],
+        secret=cipher.decrypt_str(row["secret_encrypted"]),
+        passphrase=cipher.decrypt_str(passphrase) if passphrase else None,
+        host_key=row["host_key"],
+        host_key_fingerprint=row["host_key_fingerprint"],
+        max_concurrent_jobs=row["max_concurrent_jobs"],
+    )
+
+
+async def load_server_spec(
+    cipher: Cipher, conn: asyncpg.Connection, server_id: int
+) -> ServerSpec | None:
+    row = await conn.fetchrow(SERVER_SPEC_SQL, server_id)
+    return server_spec(cipher, row) if row is not None else None

@@ -26,6 +26,7 @@ from cronium.engine.sql import q
 from cronium.engine.worker import Worker
 from cronium.executors.container import ContainerExecutor, remove_node_containers, remove_orphans
 from cronium.executors.registry import ExecutorSet
+from cronium.executors.ssh import SshExecutor
 
 log = logging.getLogger("cronium.node")
 
@@ -40,6 +41,10 @@ class Node:
         self.core = core
         self.roles = roles
         self.executors = executors
+        if executors.ssh is None:
+            executors.ssh = SshExecutor(
+                core.ssh, command_timeout_s=core.settings.ssh_command_timeout_s
+            )
         self.stop_event = asyncio.Event()
         self.ready = asyncio.Event()
         self.worker = Worker(core, core.hub, executors) if "worker" in roles else None

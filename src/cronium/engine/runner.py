@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from cronium.core import Core
+from cronium.domain.servers import load_server_spec
 from cronium.engine import queue
 from cronium.engine.queue import ClaimedJob
 from cronium.executors.base import ExecutorError, JobSpec
@@ -61,6 +62,11 @@ async def load_job(
         "CRONIUM_EVENT_ID": str(row["id"]),
         "CRONIUM_EXECUTION_MODE": mode,
     }
+    server = None
+    if job.server_id is not None:
+        server = await load_server_spec(core.cipher, conn, job.server_id)
+        if server is None:
+            raise ExecutorError("the job's server no longer exists", permanent=True)
     spec = JobSpec(
         job_id=job.id,
         execution_id=job.execution_id,
@@ -82,6 +88,7 @@ async def load_job(
         network=row["network"],
         kill_grace_s=core.settings.kill_grace_s,
         installation_id=core.installation_id,
+        server=server,
     )
     return LoadedJob(
         spec=spec,

@@ -34,6 +34,23 @@ class ExecutorError(CroniumError):
 
 
 @dataclass(frozen=True)
+class ServerSpec:
+    """One SSH server as the ssh executor needs it: address, decrypted credentials, pin."""
+
+    server_id: int
+    name: str
+    host: str
+    port: int
+    username: str
+    auth_type: str  # key | password
+    secret: str = field(repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+    host_key: str | None = None  # OpenSSH public key line, pinned on first contact
+    host_key_fingerprint: str | None = None  # SHA256:… given by the user or pinned
+    max_concurrent_jobs: int = 4
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything an executor needs, decrypted and resolved by the engine."""
 
@@ -57,6 +74,7 @@ class JobSpec:
     network: bool = False
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     installation_id: str = ""
+    server: ServerSpec | None = None
 
 
 @dataclass

@@ -32,10 +32,16 @@ class ExecutorSet:
     """
 
     def __init__(
-        self, script: Runs, http: Runs | None = None, *, warning: str | None = None
+        self,
+        script: Runs,
+        http: Runs | None = None,
+        *,
+        warning: str | None = None,
+        ssh: Runs | None = None,
     ) -> None:
         self.script = script
         self.http = http or HttpExecutor()
+        self.ssh = ssh
         self.warning = warning
 
     @property
@@ -44,7 +50,7 @@ class ExecutorSet:
 
     async def aclose(self) -> None:
         """Release the executors' clients (the Docker connection pool). Idempotent."""
-        for executor in (self.script, self.http):
+        for executor in (self.script, self.http, self.ssh):
             close = getattr(executor, "aclose", None)
             if close is not None:
                 with contextlib.suppress(Exception):
@@ -61,7 +67,9 @@ class ExecutorSet:
         if event_type == "tool":
             raise ExecutorError("tool events are not supported by this version yet", permanent=True)
         if job.server_id is not None:
-            raise ExecutorError("SSH targets are not supported by this version yet", permanent=True)
+            if self.ssh is None:
+                raise ExecutorError("this node has no SSH executor", permanent=True)
+            return self.ssh
         return self.script
 
 
