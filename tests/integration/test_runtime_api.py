@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from cronium.core import Core
 from cronium.engine.node import Node
 from tests.conftest import Api, wait_for_status
 
@@ -116,3 +117,77 @@ async def test_a_token_is_useless_after_its_job_ended(
             assert resp.json()["error"]["code"] == "unauthorized"
         other = await c.get("/api/v1/events")
         assert other.status_code == 404  # only /runtime/ answers on the socket
+
+
+async def test_a_script_writing_a_secret_variable_keeps_it_secret(
+    api: dict[str, Api], node: Node, core: Core
+) -> None:
+    made = await api["user"].post(
+        "/variables", json={"key": "vault", "value": "old-secret", "secret": True}
+    )
+    assert made.status_code == 201, made.text
+    script = f"""
+{CURL} -X PUT -d '{{"value": "new-secret-4e1d"}}' http://cronium/runtime/v1/variables/vault; echo
+{CURL} -X PUT -d '{{"value": "in-clear"}}' http://cronium/runtime/v1/variables/plain; echo
+{CURL} -X PUT -d '{{"value": "changed"}}' http://cronium/runtime/v1/variables/plain; echo
+{CURL} http://cronium/runtime/v1/variables/vault; echo
+"""
+    done = await run_script(api["user"], script)
+    assert done["status"] == "succeeded", done
+    async with core.db.acquire() as conn:
+        rows = {
+            r["key"]: r
+            for r in await conn.fetch(
+                "SELECT key, value, value_encrypted, secret FROM variables WHERE key = ANY($1)",
+                ["vault", "plain"],
+            )
+        }
+    assert rows["vault"]["secret"] is True
+    assert rows["vault"]["value"] is None
+    assert core.cipher.decrypt_json(rows["vault"]["value_encrypted"]) == "new-secret-4e1d"
+    assert rows["plain"]["secret"] is False
+    assert rows["plain"]["value"] == "changed"
+    assert rows["plain"]["value_encrypted"] is None
+    logs = await log_lines(api["user"], done["id"])
+    assert logs[:3] == ['{"ok":true}'] * 3
+    # The script itself may read its owner's secret back.
+    assert logs[3] == '{"key":"vault","value":"new-secret-4e1d"}'
+
+
+async def test_the_socket_answers_what_it_does_not_serve_directly_like_the_routes(
+    api: dict[str, Api], node: Node
+) -> None:
+    code = "-o /dev/null -w '%{http_code}\\n'"
+    script = f"""
+{CURL} -X PATCH http://cronium/runtime/v1/output; echo
+{CURL} http://cronium/runtime/v1/nothing-here; echo
+{CURL} {code} -X HEAD http://cronium/runtime/v1/context
+{CURL} {code} -X DELETE http://cronium/runtime/v1/variables/never-made
+"""
+    done = await run_script(api["user"], script)
+    assert done["status"] == "succeeded", done
+    logs = await log_lines(api["user"], done["id"])
+    import json
+
+    errors = [json.loads(line)["error"] for line in logs if line.startswith("{")]
+    assert [e["code"] for e in errors] == ["method_not_allowed", "not_found"]
+    assert logs[-2:] == ["405", "404"]  # the routes serve no HEAD
+
+
+async def test_the_rate_limit_answers_429_with_retry_after_over_the_socket(
+    api: dict[str, Api], node: Node, core: Core
+) -> None:
+    core.settings.runtime_rate_limit_per_s = 2
+    script = f"""
+for i in 1 2 3; do {CURL} -o /dev/null -w '%{{http_code}}\\n' http://cronium/runtime/v1/context; done
+{CURL} -D - -o /dev/null http://cronium/runtime/v1/input | tr -d '\\r' | grep -i '^retry-after:'
+"""
+    done = await run_script(api["user"], script)
+    logs = await log_lines(api["user"], done["id"])
+    assert logs[:3] == ["200", "200", "429"], logs
+    assert int(logs[3].split(":", 1)[1]) >= 1, logs
+
+
+async def log_lines(api: Api, execution_id: int) -> list[str]:
+    items = (await api.get(f"/executions/{execution_id}/logs")).json()["items"]
+    return [item["line"] for item in items if item["stream"] == "stdout"]

@@ -7,26 +7,40 @@ execution and owner. Served on the main port and on the Unix socket.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from cronium.api.deps import CoreDep
+from cronium.api.errors import error_body
 from cronium.core import Core
-from cronium.errors import NotFound, PayloadTooLarge, RateLimited, Unauthorized, ValidationFailed
+from cronium.errors import (
+    CroniumError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 from cronium.runtime import store
 from cronium.runtime.socket import over_unix_socket
 from cronium.runtime.tokens import RuntimeCaller, resolve
 from cronium.tools.registry import run_tool_action
 
 router = APIRouter(prefix="/runtime/v1", tags=["runtime"])
+log = logging.getLogger("cronium.api")
 
 MAX_SMALL_BODY_BYTES = 64 * 1024
 
 
-async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
+async def authenticate(request: Request, core: Core) -> RuntimeCaller:
+    """The running job of the bearer token; counts the call against the job's rate limit."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -34,13 +48,14 @@ async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
             "send the execution token: Authorization: Bearer $CRONIUM_EXECUTION_TOKEN"
         )
     token = token.strip()
-    cached = core.runtime_callers.get(token) if over_unix_socket(request.scope) else None
+    local = over_unix_socket(request.scope)
+    cached = core.runtime_callers.get(token) if local else None
     if cached is not None:
         caller: RuntimeCaller | None = cached
     else:
         async with core.db.acquire() as conn:
             caller = await resolve(conn, token)
-        if caller is not None and over_unix_socket(request.scope):
+        if caller is not None and local:
             core.runtime_callers.put(token, caller)
     if caller is None:
         raise Unauthorized("execution token is invalid or its job has ended")
@@ -51,6 +66,10 @@ async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
         raise RateLimited(f"more than {limit} Runtime API calls per second", retry_after_s=wait)
     core.limiter.hit(key, window_s=1.0)
     return caller
+
+
+async def runtime_caller(request: Request, core: CoreDep) -> RuntimeCaller:
+    return await authenticate(request, core)
 
 
 Caller = Annotated[RuntimeCaller, Depends(runtime_caller)]
@@ -91,49 +110,43 @@ class Ok(BaseModel):
     ok: bool = True
 
 
-@router.get("/input")
-async def get_input(caller: Caller, core: CoreDep) -> Any:
-    """The execution's input."""
+OK: dict[str, Any] = {"ok": True}
+
+
+# -- the operations: shared by the routes below and by the socket's direct path ---------------
+
+
+async def read_input(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     async with core.db.acquire() as conn:
         return {"value": await store.execution_input(conn, caller)}
 
 
-@router.put("/output")
-async def put_output(request: Request, caller: Caller, core: CoreDep) -> Ok:
-    """Set this job's output (JSON, at most CRONIUM_RUNTIME_MAX_OUTPUT_BYTES)."""
+async def write_output(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
     async with core.db.acquire() as conn:
         await store.set_output(conn, caller, value)
-    return Ok()
+    return OK
 
 
-@router.get("/condition")
-async def get_condition(caller: Caller, core: CoreDep) -> Any:
-    """The condition set by this job (null until set)."""
+async def read_condition(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     async with core.db.acquire() as conn:
         return {"value": await store.get_condition(conn, caller)}
 
 
-@router.put("/condition")
-async def put_condition(request: Request, caller: Caller, core: CoreDep) -> Ok:
-    """Set the condition that drives on_condition actions (true or false)."""
+async def write_condition(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     value = _value_of(await json_body(request, MAX_SMALL_BODY_BYTES))
     if not isinstance(value, bool):
         raise ValidationFailed("condition must be true or false", details={"field": "value"})
     async with core.db.acquire() as conn:
         await store.set_condition(conn, caller, value)
-    return Ok()
+    return OK
 
 
-@router.get("/context")
-async def get_context(caller: Caller) -> dict[str, Any]:
-    """The event, execution, job and user this script runs for."""
+async def read_context(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     return store.context(caller)
 
 
-@router.get("/variables/{key}")
-async def get_variable(key: str, caller: Caller, core: CoreDep) -> Any:
-    """A variable of the event's owner; 404 when it does not exist."""
+async def read_variable(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     async with core.db.acquire() as conn:
         found, value = await store.get_variable(conn, core, caller, key)
     if not found:
@@ -141,28 +154,22 @@ async def get_variable(key: str, caller: Caller, core: CoreDep) -> Any:
     return {"key": key, "value": value}
 
 
-@router.put("/variables/{key}")
-async def put_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Ok:
-    """Create or replace a variable (a secret one stays secret)."""
+async def write_variable(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     store.check_key(key)
     value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
     async with core.db.acquire() as conn:
         await store.put_variable(conn, core, caller, key, value)
-    return Ok()
+    return OK
 
 
-@router.delete("/variables/{key}")
-async def delete_variable(key: str, caller: Caller, core: CoreDep) -> Response:
-    """Delete a variable; 404 when it does not exist."""
+async def remove_variable(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     async with core.db.acquire() as conn:
         if not await store.delete_variable(conn, caller, key):
             raise NotFound(f"variable {key!r} not found")
-    return Response(status_code=204)
+    return None
 
 
-@router.post("/variables/{key}/increment")
-async def increment_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
-    """Atomically add `by` (default 1) to a numeric variable (missing counts as 0)."""
+async def increment(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     store.check_key(key)
     body = (
         await json_body(request, MAX_SMALL_BODY_BYTES)
@@ -177,9 +184,7 @@ async def increment_variable(key: str, request: Request, caller: Caller, core: C
     return {"key": key, "value": value}
 
 
-@router.post("/variables/{key}/append")
-async def append_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
-    """Atomically append a value to a list variable (missing starts an empty list)."""
+async def append(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     store.check_key(key)
     value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
     async with core.db.acquire() as conn:
@@ -187,14 +192,7 @@ async def append_variable(key: str, request: Request, caller: Caller, core: Core
     return {"key": key, "length": length}
 
 
-def runtime_core(request: Request) -> Core:
-    core: Core = request.app.state.core
-    return core
-
-
-@router.post("/tool-actions")
-async def tool_action(request: Request, caller: Caller, core: CoreDep) -> Any:
-    """Run a tool action now with one of the owner's credentials; answers its result."""
+async def tool_action(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     body = await json_body(request, core.settings.runtime_max_output_bytes)
     if (
         not isinstance(body, dict)
@@ -213,3 +211,153 @@ async def tool_action(request: Request, caller: Caller, core: CoreDep) -> Any:
         config = await store.credential_config(conn, core, caller, body["tool"], credential_id)
     result = await run_tool_action(body["tool"], body["action"], params, config)
     return {"ok": True, "result": result}
+
+
+# -- the routes (main port; the socket too when the direct path does not take a request) -------
+
+
+@router.get("/input")
+async def get_input(request: Request, caller: Caller, core: CoreDep) -> Any:
+    """The execution's input."""
+    return await read_input(request, core, caller, "")
+
+
+@router.put("/output")
+async def put_output(request: Request, caller: Caller, core: CoreDep) -> Ok:
+    """Set this job's output (JSON, at most CRONIUM_RUNTIME_MAX_OUTPUT_BYTES)."""
+    await write_output(request, core, caller, "")
+    return Ok()
+
+
+@router.get("/condition")
+async def get_condition(request: Request, caller: Caller, core: CoreDep) -> Any:
+    """The condition set by this job (null until set)."""
+    return await read_condition(request, core, caller, "")
+
+
+@router.put("/condition")
+async def put_condition(request: Request, caller: Caller, core: CoreDep) -> Ok:
+    """Set the condition that drives on_condition actions (true or false)."""
+    await write_condition(request, core, caller, "")
+    return Ok()
+
+
+@router.get("/context")
+async def get_context(caller: Caller) -> dict[str, Any]:
+    """The event, execution, job and user this script runs for."""
+    return store.context(caller)
+
+
+@router.get("/variables/{key}")
+async def get_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
+    """A variable of the event's owner; 404 when it does not exist."""
+    return await read_variable(request, core, caller, key)
+
+
+@router.put("/variables/{key}")
+async def put_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Ok:
+    """Create or replace a variable (a secret one stays secret)."""
+    await write_variable(request, core, caller, key)
+    return Ok()
+
+
+@router.delete("/variables/{key}")
+async def delete_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Response:
+    """Delete a variable; 404 when it does not exist."""
+    await remove_variable(request, core, caller, key)
+    return Response(status_code=204)
+
+
+@router.post("/variables/{key}/increment")
+async def increment_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
+    """Atomically add `by` (default 1) to a numeric variable (missing counts as 0)."""
+    return await increment(request, core, caller, key)
+
+
+@router.post("/variables/{key}/append")
+async def append_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Any:
+    """Atomically append a value to a list variable (missing starts an empty list)."""
+    return await append(request, core, caller, key)
+
+
+def runtime_core(request: Request) -> Core:
+    core: Core = request.app.state.core
+    return core
+
+
+@router.post("/tool-actions")
+async def post_tool_action(request: Request, caller: Caller, core: CoreDep) -> Any:
+    """Run a tool action now with one of the owner's credentials; answers its result."""
+    return await tool_action(request, core, caller, "")
+
+
+# -- the socket's direct path -------------------------------------------------------------------
+#
+# Scripts call the Runtime API in loops, so over the Unix socket the operations above are
+# served straight from the ASGI scope: no route table of the whole app, no dependency
+# injection, no response model. Same operations, same auth and rate limit, same JSON
+# errors; anything not matched exactly (another method, a malformed path) falls through to
+# the routes, which answer as before.
+
+Operation = Callable[[Request, Core, RuntimeCaller, str], Awaitable[Any]]
+
+_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/input"): read_input,
+    ("PUT", "/output"): write_output,
+    ("GET", "/condition"): read_condition,
+    ("PUT", "/condition"): write_condition,
+    ("GET", "/context"): read_context,
+    ("POST", "/tool-actions"): tool_action,
+}
+_VARIABLE_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", ""): read_variable,
+    ("PUT", ""): write_variable,
+    ("DELETE", ""): remove_variable,
+    ("POST", "/increment"): increment,
+    ("POST", "/append"): append,
+}
+_VARIABLES = "/variables/"
+
+
+def direct_operation(method: str, path: str) -> tuple[Operation, str] | None:
+    """(operation, variable key) the routes would run for this request, or None."""
+    if not path.startswith(router.prefix + "/"):
+        return None
+    rest = path[len(router.prefix) :]
+    operation = _OPERATIONS.get((method, rest))
+    if operation is not None:
+        return operation, ""
+    if rest.startswith(_VARIABLES):
+        key, slash, suffix = rest[len(_VARIABLES) :].partition("/")
+        operation = _VARIABLE_OPERATIONS.get((method, slash + suffix))
+        if key and operation is not None:
+            return operation, key
+    return None
+
+
+async def serve_directly(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer a Runtime API request without the app's router; False: not one it knows."""
+    found = direct_operation(scope["method"], scope["path"])
+    if found is None:
+        return False
+    operation, key = found
+    core: Core = scope["app"].state.core
+    request = Request(scope, receive)
+    response: Response
+    try:
+        caller = await authenticate(request, core)
+        result = await operation(request, core, caller, key)
+    except CroniumError as exc:
+        if exc.status_code >= 500:
+            log.error("request failed: %s", exc.message)
+        response = JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            exc.status_code,
+            headers={"Retry-After": str(exc.retry_after_s)}
+            if isinstance(exc, RateLimited)
+            else None,
+        )
+    else:
+        response = Response(status_code=204) if result is None else JSONResponse(result)
+    await response(scope, receive, send)
+    return True

@@ -48,14 +48,24 @@ def over_unix_socket(scope: Scope) -> bool:
 
 
 class RuntimeOnlyOverSocket:
-    """Answer 404 to anything but /runtime/ on Unix-socket connections."""
+    """Answer 404 to anything but /runtime/ on Unix-socket connections, and serve the
+    Runtime API's operations there directly (see router.serve_directly)."""
 
     def __init__(self, app: ASGIApp) -> None:
+        from cronium.runtime.router import serve_directly  # the router imports this module
+
         self.app = app
+        self.serve_directly = serve_directly
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         over_socket = scope["type"] in ("http", "websocket") and over_unix_socket(scope)
-        if over_socket and not str(scope.get("path", "")).startswith("/runtime/"):
+        if not over_socket:
+            await self.app(scope, receive, send)
+            return
+        runtime = str(scope.get("path", "")).startswith("/runtime/")
+        if runtime and scope["type"] == "http" and await self.serve_directly(scope, receive, send):
+            return
+        if not runtime:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return

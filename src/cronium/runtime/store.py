@@ -79,6 +79,21 @@ async def get_variable(
 async def put_variable(
     conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any
 ) -> None:
+    # One round trip for a new or plain variable. ON CONFLICT checks `NOT secret` on the
+    # locked row, so a secret one is never written in clear: it takes the locked path below.
+    written = await conn.fetchval(
+        """INSERT INTO variables (owner_id, key, value, value_encrypted, secret, description)
+           VALUES ($1, $2, $3::jsonb, NULL, false, '')
+           ON CONFLICT (owner_id, key) DO UPDATE
+           SET value = EXCLUDED.value, value_encrypted = NULL, updated_at = now()
+           WHERE NOT variables.secret
+           RETURNING true""",
+        caller.owner_id,
+        key,
+        value,
+    )
+    if written:
+        return
     async with conn.transaction():
         secret = await conn.fetchval(
             "SELECT secret FROM variables WHERE owner_id = $1 AND key = $2 FOR UPDATE",
