@@ -63,7 +63,9 @@ async def test_a_process_that_left_the_job_session_is_killed_soon_after_the_job(
             os.kill(pid, signal.SIGKILL)
 
 
-async def test_the_escaped_processes_of_jobs_that_end_together_are_all_killed(tmp_path: Path) -> None:
+async def test_the_escaped_processes_of_jobs_that_end_together_are_all_killed(
+    tmp_path: Path,
+) -> None:
     scripts = []
     for i in range(3):
         pid_file = tmp_path / f"pid{i}"
