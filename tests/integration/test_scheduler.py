@@ -24,7 +24,7 @@ from cronium.config import Settings
 from cronium.core import Core, open_core
 from cronium.domain.schedules import next_fires
 from cronium.engine.node import Node
-from cronium.engine.scheduler import LEADER_LOCK_KEY, Scheduler
+from cronium.engine.scheduler import LEADER_LOCK_KEY, LOCKED_RETRY_S, Scheduler
 from tests.conftest import Api, wait_for_status
 
 FAILOVER_LIMIT_S = 5.0
@@ -227,7 +227,9 @@ async def test_a_scheduler_skips_an_event_another_holds_and_nothing_is_lost(
         # Another scheduler is in the middle of firing this event.
         await holder.execute("SELECT 1 FROM events WHERE id = $1 FOR UPDATE", event["id"])
         soonest = await Scheduler(second_core).tick(start)
-        assert soonest == start  # still due: the loop comes straight back
+        # Still due, but held: looked at again shortly, not in a tight loop.
+        assert soonest is not None
+        assert start < soonest <= start + timedelta(seconds=LOCKED_RETRY_S)
         assert await scheduled_for(core, event["id"]) == []
     await Scheduler(second_core).tick(start)
     assert await scheduled_for(core, event["id"]) == [start]
@@ -554,7 +556,90 @@ async def test_a_one_off_fires_exactly_once(api: dict[str, Api], core: Core) -> 
         await scheduler.tick(later)
     assert await scheduled_for(core, event["id"]) == [at]
     assert (await fires_of(core, event["id"]))["fired"] == [at]
-    assert (await event_row(core, event["id"]))["next_fire_at"] is None
+    row = await event_row(core, event["id"])
+    assert (row["next_fire_at"], row["status"]) == (None, "paused")  # done: no longer active
+
+
+async def test_a_one_off_missed_during_downtime_stops_too(api: dict[str, Api], core: Core) -> None:
+    at = tomorrow()
+    event = await create_event(
+        api["user"], "one-off", {"kind": "once", "at": at.isoformat()}, misfire_policy="skip"
+    )
+    await Scheduler(core).tick(at + timedelta(hours=1))
+    assert await fires_of(core, event["id"]) == {"fired": [], "missed": [at], "skipped": []}
+    row = await event_row(core, event["id"])
+    assert (row["next_fire_at"], row["status"]) == (None, "paused")
+
+
+# --- many events, bad events ---------------------------------------------------------------
+
+
+async def test_a_tick_fires_every_event_due_with_its_targets_and_records(
+    api: dict[str, Api], core: Core
+) -> None:
+    start = tomorrow()
+    ids = [
+        (await create_event(api["user"], f"many {i}", every_minute(), start_at=start.isoformat()))[
+            "id"
+        ]
+        for i in range(30)
+    ]
+    soonest = await Scheduler(core).tick(start + timedelta(milliseconds=5))
+    assert soonest == start + timedelta(minutes=1)
+    for event_id in ids:
+        assert await scheduled_for(core, event_id) == [start]
+        assert await fires_of(core, event_id) == {"fired": [start], "missed": [], "skipped": []}
+        row = await event_row(core, event_id)
+        assert (row["execution_count"], row["next_fire_at"]) == (1, start + timedelta(minutes=1))
+    jobs = await fetch(core, "SELECT target, status::text AS status, max_attempts FROM jobs")
+    assert [tuple(r) for r in jobs] == [("local", "queued", 1)] * len(ids)
+
+
+async def test_an_event_whose_next_fire_cannot_be_computed_is_paused_and_the_others_fire(
+    api: dict[str, Api], core: Core
+) -> None:
+    start = tomorrow()
+    good = await create_event(api["user"], "good", every_minute(), start_at=start.isoformat())
+    bad = await create_event(api["user"], "bad", every_minute(), start_at=start.isoformat())
+    # Stored before validation existed, or edited by hand: croniter refuses it.
+    await fetch(core, "UPDATE events SET cron = '61 * * * *' WHERE id = $1", bad["id"])
+    soonest = await Scheduler(core).tick(start)
+    assert await scheduled_for(core, good["id"]) == [start]
+    assert await scheduled_for(core, bad["id"]) == []
+    row = await event_row(core, bad["id"])
+    assert (row["status"], row["next_fire_at"]) == ("paused", None)
+    assert soonest == start + timedelta(minutes=1)  # the bad event no longer counts
+    audit = await fetch(
+        core,
+        "SELECT target_id, details FROM audit_log WHERE action = 'event.schedule_failed'",
+    )
+    assert [r["target_id"] for r in audit] == [str(bad["id"])]
+    assert "61" in str(audit[0]["details"])
+
+
+async def test_an_event_the_database_refuses_to_fire_is_paused_and_the_others_fire(
+    api: dict[str, Api], core: Core
+) -> None:
+    start = tomorrow()
+    good = await create_event(api["user"], "good", every_minute(), start_at=start.isoformat())
+    bad = await create_event(api["user"], "bad", every_minute(), start_at=start.isoformat())
+    # A run of this event cannot be stored (the trigger stands in for any such fault).
+    async with core.db.acquire() as conn:
+        await conn.execute(
+            f"""CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.event_id = {bad["id"]} THEN RAISE EXCEPTION 'refused'; END IF;
+                  RETURN NEW;
+                END $$;
+                CREATE TRIGGER refuse_bad BEFORE INSERT ON executions
+                FOR EACH ROW EXECUTE FUNCTION refuse_bad();"""
+        )
+    soonest = await Scheduler(core).tick(start)
+    assert await scheduled_for(core, good["id"]) == [start]
+    assert (await event_row(core, good["id"]))["execution_count"] == 1
+    assert await scheduled_for(core, bad["id"]) == []
+    assert (await event_row(core, bad["id"]))["status"] == "paused"
+    assert soonest == start + timedelta(minutes=1)
 
 
 # --- leadership -----------------------------------------------------------------------------------

@@ -366,6 +366,24 @@ def test_a_once_schedule_missed_during_downtime_follows_the_policy(
     assert (p.run == [at], p.missed == [at], p.next_fire_at) == (run, missed, None)
 
 
+@pytest.mark.parametrize("policy", list(MisfirePolicy))
+def test_a_once_schedule_stops_after_its_fire_whether_run_or_missed(
+    policy: MisfirePolicy,
+) -> None:
+    at = utc(2026, 1, 1, 12)
+    s = state(at, kind=ScheduleKind.once, cron=None, run_at=at, misfire_policy=policy)
+    assert plan(s, at, GRACE_S).stops
+    assert plan(s, at + timedelta(hours=1), GRACE_S).stops
+
+
+def test_a_recurring_schedule_or_a_one_off_not_yet_due_does_not_stop() -> None:
+    at = utc(2026, 1, 1, 12)
+    assert not plan(state(at), at, GRACE_S).stops
+    assert not plan(
+        state(at, kind=ScheduleKind.once, cron=None, run_at=at), at - timedelta(seconds=1), GRACE_S
+    ).stops
+
+
 # --- daylight saving time (Europe/Berlin, 2026) ----------------------------------------------
 
 

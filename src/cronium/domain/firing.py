@@ -46,6 +46,11 @@ class FirePlan:
     next_fire_at: datetime | None = None
     exhausted: bool = False  # max_executions reached: the event stops
 
+    @property
+    def stops(self) -> bool:
+        """Nothing is left to fire: max_executions reached, or a one-off has had its fire."""
+        return self.exhausted or self.next_fire_at is None
+
 
 def following_fire(state: ScheduleState, after: datetime, previous: datetime) -> datetime | None:
     """The first fire strictly after `after`, continuing the series that produced `previous`."""

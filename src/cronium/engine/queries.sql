@@ -174,6 +174,88 @@ RETURNING id, execution_id;
 -- Serialise admission decisions for event $1.
 SELECT id FROM events WHERE id = $1 FOR UPDATE;
 
+-- name: due_events
+-- Lock up to $2 events due at $1 with what firing them needs (busy: an execution is still
+-- open; the servers they run on); rows another transaction holds are skipped, never waited
+-- for. $3: only this event (NULL: any).
+SELECT e.id, e.owner_id, e.schedule_kind::text AS kind, e.cron, e.timezone,
+       e.interval_seconds, e.run_at, e.start_at, e.next_fire_at,
+       e.misfire_policy::text AS misfire, e.misfire_window_seconds, e.max_executions,
+       e.execution_count, e.run_local, e.overlap_policy::text AS overlap, e.max_concurrent,
+       e.retries, e.retry_backoff_seconds, e.input,
+       e.overlap_policy = 'skip' AND EXISTS (
+           SELECT 1 FROM jobs j
+           WHERE j.event_id = e.id AND j.status IN ('waiting', 'queued', 'running')) AS busy,
+       ARRAY(SELECT s.id FROM event_servers es JOIN servers s ON s.id = es.server_id
+             WHERE es.event_id = e.id ORDER BY s.id) AS server_ids,
+       ARRAY(SELECT s.name FROM event_servers es JOIN servers s ON s.id = es.server_id
+             WHERE es.event_id = e.id ORDER BY s.id) AS server_names
+FROM events e
+WHERE e.status = 'active' AND e.next_fire_at <= $1 AND ($3::bigint IS NULL OR e.id = $3)
+ORDER BY e.next_fire_at
+LIMIT $2
+FOR UPDATE OF e SKIP LOCKED;
+
+-- name: insert_fire_executions
+-- One execution per scheduled fire (event $1[i], time $3[i]); a fire already made is
+-- refused by the (event, fire time) key and missing from the rows returned.
+INSERT INTO executions (event_id, owner_id, status, trigger, triggered_by, scheduled_for, input,
+                        chain_depth)
+SELECT f.event_id, f.owner_id, 'queued', f.trigger::execution_trigger, f.triggered_by,
+       f.scheduled_for, f.input::jsonb, 0
+FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+     AS f(event_id, owner_id, scheduled_for, trigger, triggered_by, input)
+ON CONFLICT (event_id, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
+RETURNING id, event_id, scheduled_for;
+
+-- name: insert_jobs
+-- The jobs of new executions (one row per array index), then one NOTIFY to wake workers.
+WITH inserted AS (
+    INSERT INTO jobs (execution_id, event_id, target, server_id, status, priority, max_attempts,
+                      retry_backoff_seconds)
+    SELECT t.execution_id, t.event_id, t.target, t.server_id, t.status::job_status, t.priority,
+           t.max_attempts, t.backoff
+    FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[],
+                $7::int[], $8::int[])
+         AS t(execution_id, event_id, target, server_id, status, priority, max_attempts, backoff)
+    RETURNING execution_id
+)
+SELECT pg_notify('cronium_jobs', 'enqueued') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_job;
+
+-- name: lock_events
+-- Admission's event locks for several events at once, in id order (no deadlock between two).
+SELECT id FROM events WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE;
+
+-- name: record_fires
+-- One schedule_fires row per (event, fire time) of the arrays; the first writer wins.
+INSERT INTO schedule_fires (event_id, fire_time, outcome, execution_id, lag_ms)
+SELECT f.event_id, f.fire_time, f.outcome::fire_outcome, f.execution_id, f.lag_ms
+FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::float8[])
+     AS f(event_id, fire_time, outcome, execution_id, lag_ms)
+ON CONFLICT (event_id, fire_time) DO NOTHING;
+
+-- name: advance_events
+-- After a pass: each event's next fire, runs added and status (one row per array index).
+UPDATE events e
+SET next_fire_at = a.next_fire_at, execution_count = e.execution_count + a.fired,
+    status = a.status::event_status
+FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::text[])
+     AS a(id, next_fire_at, fired, status)
+WHERE e.id = a.id;
+
+-- name: pause_unschedulable
+-- Events $1 whose schedule failed stop firing (paused); each reason $2 goes to the audit log.
+WITH paused AS (
+    UPDATE events SET status = 'paused', next_fire_at = NULL
+    WHERE id = ANY($1::bigint[])
+    RETURNING id
+)
+INSERT INTO audit_log (action, actor, target_type, target_id, details)
+SELECT 'event.schedule_failed', 'scheduler', 'event', f.id::text,
+       jsonb_build_object('error', f.error)
+FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
+JOIN paused p ON p.id = f.id;
+
 -- name: append_logs
 -- Store a batch of masked lines of one execution and wake live viewers (NOTIFY carries ids).
 WITH stored AS (

@@ -7,6 +7,7 @@ caller whether it won, and only the winner fires follow-ups.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,6 +132,57 @@ async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
         await admit(conn, new.event_id, new.concurrency_limit)
     await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, str(execution_id))
     return int(execution_id)
+
+
+async def enqueue_fires(
+    conn: asyncpg.Connection, fires: Sequence[NewExecution]
+) -> dict[tuple[int, datetime], int]:
+    """Enqueue many scheduled fires in the caller's transaction, in a few statements.
+
+    Like `enqueue` for each, set-based: returns {(event id, fire time): execution id} for
+    the fires that were new; a fire already made is left out (the unique key decides).
+    """
+    if not fires:
+        return {}
+    if any(f.scheduled_for is None for f in fires):
+        raise ValueError("enqueue_fires takes scheduled fires only")
+    limited = sorted({f.event_id for f in fires if f.concurrency_limit is not None})
+    if limited:
+        await conn.execute(q("lock_events"), limited)  # as in enqueue: before the inserts
+    rows = await conn.fetch(
+        q("insert_fire_executions"),
+        [f.event_id for f in fires],
+        [f.owner_id for f in fires],
+        [f.scheduled_for for f in fires],
+        [f.trigger.value for f in fires],
+        [f.triggered_by for f in fires],
+        [json.dumps(f.input if f.input is not None else {}) for f in fires],
+    )
+    created = {(r["event_id"], r["scheduled_for"]): int(r["id"]) for r in rows}
+    jobs = [
+        (created[(f.event_id, f.scheduled_for)], f, t)
+        for f in fires
+        if (f.event_id, f.scheduled_for) in created
+        for t in f.targets
+    ]
+    if jobs:
+        await conn.execute(
+            q("insert_jobs"),
+            [x for x, _f, _t in jobs],
+            [f.event_id for _x, f, _t in jobs],
+            [t.name for _x, _f, t in jobs],
+            [t.server_id for _x, _f, t in jobs],
+            ["queued" if f.concurrency_limit is None else "waiting" for _x, f, _t in jobs],
+            [f.priority for _x, f, _t in jobs],
+            [f.max_attempts for _x, f, _t in jobs],
+            [f.retry_backoff_s for _x, f, _t in jobs],
+        )
+    admitted: set[int] = set()
+    for f in fires:
+        if f.concurrency_limit is not None and f.event_id not in admitted:
+            admitted.add(f.event_id)
+            await admit(conn, f.event_id, f.concurrency_limit)
+    return created
 
 
 async def admit(conn: asyncpg.Connection, event_id: int, limit: int) -> int:

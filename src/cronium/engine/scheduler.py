@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -26,9 +26,10 @@ from cronium.db.models import (
     Trigger,
 )
 from cronium.db.session import asyncpg_dsn
-from cronium.domain.firing import ScheduleState, plan
+from cronium.domain.firing import FirePlan, ScheduleState, plan
 from cronium.engine import queue
 from cronium.engine.runner import concurrency_limit
+from cronium.engine.sql import q
 
 log = logging.getLogger("cronium.scheduler")
 
@@ -38,6 +39,9 @@ FOLLOWER_RETRY_S = 1.0
 # re-check only guards against the unexpected, so it can be rare.
 MAX_IDLE_SLEEP_S = 30.0
 DUE_BATCH = 200
+# A due event locked by another transaction (an edit, another scheduler) is looked at
+# again after this long instead of at once.
+LOCKED_RETRY_S = 0.1
 # Server-side keepalives of the lock session: a vanished leader host is dropped (and the
 # lock released) after about idle + interval * count = 3 s; a follower retries every
 # second, so failover stays within 5 s even when the leader's host dies silently.
@@ -124,101 +128,130 @@ class Scheduler:
             self.wake.clear()
 
     async def tick(self, now: datetime) -> datetime | None:
-        """Fire every event due at `now`; return the soonest next fire time (or None)."""
+        """Fire every event due at `now`; return when to tick next (None: nothing scheduled).
+
+        All due events fire in one transaction with a few set-based statements. If that
+        transaction fails, each event is retried in its own, so one bad event cannot hold
+        the others back. An event that is due but locked by another transaction is retried
+        after LOCKED_RETRY_S rather than in a tight loop.
+        """
         async with self.core.db.acquire() as conn:
-            due = await conn.fetch(
-                """SELECT id FROM events WHERE status = 'active' AND next_fire_at <= $1
-                   ORDER BY next_fire_at LIMIT $2""",
-                now,
-                DUE_BATCH,
-            )
-            for row in due:
-                await self._fire_event(conn, row["id"], now)
-            if len(due) == DUE_BATCH:
-                return now  # more are due: go again at once
+            try:
+                async with conn.transaction():
+                    more_due = await self._fire_due(conn, now)
+            except asyncpg.PostgresError as exc:
+                log.warning(
+                    "firing the due events together failed (%s); firing them one by one",
+                    exc,
+                    extra={"action": "fire_batch_failed"},
+                )
+                more_due = await self._fire_each(conn, now)
             soonest: datetime | None = await conn.fetchval(
                 "SELECT min(next_fire_at) FROM events WHERE status = 'active'"
             )
-            return soonest
+        if more_due:
+            return now
+        if soonest is not None and soonest <= now:
+            return now + timedelta(seconds=LOCKED_RETRY_S)  # due, but held by someone else
+        return soonest
 
     async def _fire_event(self, conn: asyncpg.Connection, event_id: int, now: datetime) -> None:
+        """Fire one event if it is still due (and not locked elsewhere), in its own transaction."""
         async with conn.transaction():
-            ev = await conn.fetchrow(
-                """SELECT id, owner_id, schedule_kind::text AS kind, cron, timezone,
-                          interval_seconds, run_at, start_at, next_fire_at,
-                          misfire_policy::text AS misfire, misfire_window_seconds,
-                          max_executions, execution_count, run_local,
-                          overlap_policy::text AS overlap, max_concurrent, retries,
-                          retry_backoff_seconds, input
-                   FROM events
-                   WHERE id = $1 AND status = 'active' AND next_fire_at <= $2
-                   FOR UPDATE SKIP LOCKED""",
-                event_id,
-                now,
-            )
-            if ev is None:
-                return  # another scheduler handled it, or it changed meanwhile
-            state = ScheduleState(
-                kind=ScheduleKind(ev["kind"]),
-                cron=ev["cron"],
-                timezone=ev["timezone"],
-                interval_seconds=ev["interval_seconds"],
-                run_at=ev["run_at"],
-                start_at=ev["start_at"],
-                next_fire_at=ev["next_fire_at"],
-                misfire_policy=MisfirePolicy(ev["misfire"]),
-                misfire_window_s=ev["misfire_window_seconds"],
-                max_executions=ev["max_executions"],
-                execution_count=ev["execution_count"],
-                overlap_policy=OverlapPolicy(ev["overlap"]),
-            )
-            # Under the event's row lock: admission (queue.admit) takes the same lock.
-            busy = state.overlap_policy is OverlapPolicy.skip and await _has_open_execution(
-                conn, event_id
-            )
-            fire_plan = plan(state, now, self.grace_s, busy=busy)
-            targets = await event_targets(conn, event_id, ev["run_local"])
-            limit = concurrency_limit(ev["overlap"], ev["max_concurrent"])
-            fired = 0
-            for fire_time in fire_plan.run:
-                execution_id = await queue.enqueue(
-                    conn,
-                    queue.NewExecution(
-                        event_id=event_id,
-                        owner_id=ev["owner_id"],
-                        trigger=Trigger.schedule,
-                        targets=targets,
-                        input=ev["input"],
-                        triggered_by="schedule",
-                        scheduled_for=fire_time,
-                        max_attempts=ev["retries"] + 1,
-                        retry_backoff_s=ev["retry_backoff_seconds"],
-                        concurrency_limit=limit,
-                    ),
-                )
-                if execution_id is not None:
-                    fired += 1
-                    await _record(conn, event_id, [fire_time], FireOutcome.fired, now, execution_id)
-            await _record(conn, event_id, fire_plan.skipped, FireOutcome.skipped, now)
-            await _record(conn, event_id, fire_plan.missed, FireOutcome.missed, now)
-            status = EventStatus.paused if fire_plan.exhausted else EventStatus.active
-            await conn.execute(
-                """UPDATE events SET next_fire_at = $2, execution_count = execution_count + $3,
-                          status = $4::event_status
-                   WHERE id = $1""",
-                event_id,
-                fire_plan.next_fire_at,
-                fired,
-                status.value,
-            )
+            await self._fire_due(conn, now, only=event_id)
+
+    async def _fire_each(self, conn: asyncpg.Connection, now: datetime) -> bool:
+        ids = await conn.fetch(
+            """SELECT id FROM events WHERE status = 'active' AND next_fire_at <= $1
+               ORDER BY next_fire_at LIMIT $2""",
+            now,
+            DUE_BATCH,
+        )
+        for row in ids:
+            try:
+                await self._fire_event(conn, row["id"], now)
+            except asyncpg.TransactionRollbackError as exc:  # deadlock, serialization: retry
+                log.warning("event %s: firing deferred (%s)", row["id"], exc)
+            except asyncpg.PostgresError as exc:
+                await _pause_unschedulable(conn, {row["id"]: f"firing failed: {exc}"})
+        return len(ids) == DUE_BATCH
+
+    async def _fire_due(
+        self, conn: asyncpg.Connection, now: datetime, only: int | None = None
+    ) -> bool:
+        """Fire the due events in the caller's transaction; True if more are due already."""
+        due = await conn.fetch(q("due_events"), now, DUE_BATCH, only)
+        plans: list[tuple[asyncpg.Record, FirePlan]] = []
+        broken: dict[int, str] = {}
+        for ev in due:
+            try:
+                plans.append((ev, plan(_state(ev), now, self.grace_s, busy=ev["busy"])))
+            except Exception as exc:  # a schedule that cannot be computed stops only its event
+                broken[ev["id"]] = f"cannot compute the schedule: {exc}"
+        created = await queue.enqueue_fires(
+            conn, [_new_execution(ev, fire) for ev, fire_plan in plans for fire in fire_plan.run]
+        )
+        fires: list[tuple[int, datetime, FireOutcome, int | None]] = []
+        advance: list[tuple[int, datetime | None, int, str]] = []
+        for ev, fire_plan in plans:
+            fired = [(t, created[(ev["id"], t)]) for t in fire_plan.run if (ev["id"], t) in created]
+            fires += [(ev["id"], t, FireOutcome.fired, x) for t, x in fired]
+            fires += [(ev["id"], t, FireOutcome.skipped, None) for t in fire_plan.skipped]
+            fires += [(ev["id"], t, FireOutcome.missed, None) for t in fire_plan.missed]
+            status = EventStatus.paused if fire_plan.stops else EventStatus.active
+            advance.append((ev["id"], fire_plan.next_fire_at, len(fired), status.value))
             if fire_plan.missed:
                 log.info(
                     "event %s: %d fire(s) missed (policy %s)",
-                    event_id,
+                    ev["id"],
                     len(fire_plan.missed),
                     ev["misfire"],
                     extra={"action": "misfire"},
                 )
+        await _record(conn, fires, now)
+        if advance:
+            await conn.execute(q("advance_events"), *map(list, zip(*advance, strict=True)))
+        if broken:
+            await _pause_unschedulable(conn, broken)
+        return len(due) == DUE_BATCH or any(
+            p.next_fire_at is not None and p.next_fire_at <= now for _ev, p in plans
+        )
+
+
+def _state(ev: asyncpg.Record) -> ScheduleState:
+    return ScheduleState(
+        kind=ScheduleKind(ev["kind"]),
+        cron=ev["cron"],
+        timezone=ev["timezone"],
+        interval_seconds=ev["interval_seconds"],
+        run_at=ev["run_at"],
+        start_at=ev["start_at"],
+        next_fire_at=ev["next_fire_at"],
+        misfire_policy=MisfirePolicy(ev["misfire"]),
+        misfire_window_s=ev["misfire_window_seconds"],
+        max_executions=ev["max_executions"],
+        execution_count=ev["execution_count"],
+        overlap_policy=OverlapPolicy(ev["overlap"]),
+    )
+
+
+def _new_execution(ev: asyncpg.Record, fire_time: datetime) -> queue.NewExecution:
+    servers = [
+        queue.Target(n, i) for i, n in zip(ev["server_ids"], ev["server_names"], strict=True)
+    ]
+    targets = [queue.Target("local")] if ev["run_local"] else []
+    return queue.NewExecution(
+        event_id=ev["id"],
+        owner_id=ev["owner_id"],
+        trigger=Trigger.schedule,
+        targets=[*targets, *servers] or [queue.Target("local")],
+        input=ev["input"],
+        triggered_by="schedule",
+        scheduled_for=fire_time,
+        max_attempts=ev["retries"] + 1,
+        retry_backoff_s=ev["retry_backoff_seconds"],
+        concurrency_limit=concurrency_limit(ev["overlap"], ev["max_concurrent"]),
+    )
 
 
 async def event_targets(
@@ -234,43 +267,32 @@ async def event_targets(
     return targets or [queue.Target("local")]
 
 
-async def _has_open_execution(conn: asyncpg.Connection, event_id: int) -> bool:
-    return bool(
-        await conn.fetchval(
-            """SELECT EXISTS (
-                   SELECT 1 FROM jobs
-                   WHERE event_id = $1 AND status IN ('waiting', 'queued', 'running'))""",
-            event_id,
-        )
-    )
-
-
 async def _record(
     conn: asyncpg.Connection,
-    event_id: int,
-    fire_times: list[datetime],
-    outcome: FireOutcome,
+    fires: list[tuple[int, datetime, FireOutcome, int | None]],
     now: datetime,
-    execution_id: int | None = None,
 ) -> None:
     """One schedule_fires row per (event, fire time); the first writer wins."""
-    if not fire_times:
+    if not fires:
         return
-    await conn.executemany(
-        """INSERT INTO schedule_fires (event_id, fire_time, outcome, execution_id, lag_ms)
-           VALUES ($1, $2, $3::fire_outcome, $4, $5)
-           ON CONFLICT (event_id, fire_time) DO NOTHING""",
+    await conn.execute(
+        q("record_fires"),
+        [event_id for event_id, _t, _o, _x in fires],
+        [fire_time for _e, fire_time, _o, _x in fires],
+        [outcome.value for _e, _t, outcome, _x in fires],
+        [execution_id for _e, _t, _o, execution_id in fires],
         [
-            (
-                event_id,
-                fire_time,
-                outcome.value,
-                execution_id,
-                (now - fire_time).total_seconds() * 1000 if outcome is FireOutcome.fired else None,
-            )
-            for fire_time in fire_times
+            (now - fire_time).total_seconds() * 1000 if outcome is FireOutcome.fired else None
+            for _e, fire_time, outcome, _x in fires
         ],
     )
+
+
+async def _pause_unschedulable(conn: asyncpg.Connection, reasons: dict[int, str]) -> None:
+    """Stop events that cannot be fired, saying why (log and audit log); the rest go on."""
+    for event_id, reason in reasons.items():
+        log.error("event %s paused: %s", event_id, reason, extra={"action": "schedule_failed"})
+    await conn.execute(q("pause_unschedulable"), list(reasons), list(reasons.values()))
 
 
 async def _close_lock_connection(conn: asyncpg.Connection) -> None:
