@@ -9,8 +9,15 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Api, wait_for_status
-from tests.support.runs import create_event, log_lines, run
-from tests.support.sshd import SshHost, remote_leftovers, ssh_user, sshd_factory
+from tests.support.runs import log_lines, run
+from tests.support.sshd import (
+    SshHost,
+    add_server,
+    remote_leftovers,
+    ssh_event,
+    ssh_user,
+    sshd_factory,
+)
 
 __all__ = ["ssh_user", "sshd_factory"]
 
@@ -20,34 +27,6 @@ HostFactory = Callable[..., SshHost]
 @pytest.fixture
 def user(api: dict[str, Api]) -> Api:
     return api["user"]
-
-
-async def add_server(user: Api, host: SshHost, *, password: bool = False, **extra: object) -> int:
-    auth: dict[str, object] = (
-        {"type": "password", "password": host.user.password}
-        if password
-        else {"type": "key", "private_key": host.user.private_key}
-    )
-    body = {
-        "name": host.name,
-        "host": "127.0.0.1",
-        "port": host.port,
-        "username": host.user.name,
-        "auth": auth,
-        **extra,
-    }
-    resp = await user.post("/servers", json=body)
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
-
-
-async def ssh_event(user: Api, server_ids: list[int], content: str, **fields: object) -> int:
-    return await create_event(
-        user,
-        content=content,
-        targets={"local": False, "server_ids": server_ids},
-        **fields,
-    )
 
 
 async def test_bash_runs_on_a_server_and_pins_its_key(

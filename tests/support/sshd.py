@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Api
+from tests.support.runs import create_event
+
 REQUIRE_ALL = os.environ.get("CRONIUM_TEST_REQUIRE_ALL") == "1"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 TEST_USER = "cronium-ssh"
@@ -205,7 +208,9 @@ def ssh_user() -> Iterator[SshUser]:
     shutil.rmtree(key_dir, ignore_errors=True)
 
 
-def start_sshd(user: SshUser, name: str, extra_keys: list[str] | None = None) -> SshHost:
+def start_sshd(
+    user: SshUser, name: str, extra_keys: list[str] | None = None, extra_config: str = ""
+) -> SshHost:
     directory = Path(tempfile.mkdtemp(prefix="cronium-sshd-"))
     directory.chmod(0o755)
     _keygen(directory / "host_ed25519")
@@ -230,6 +235,7 @@ X11Forwarding no
 Subsystem sftp internal-sftp
 MaxStartups 200:30:400
 LogLevel ERROR
+{extra_config}
 """
     )
     host = SshHost(
@@ -244,8 +250,10 @@ def sshd_factory(ssh_user: SshUser) -> Iterator[object]:
     """`sshd_factory(name)` starts one more server; all stop after the test."""
     started: list[SshHost] = []
 
-    def factory(name: str = "host", extra_keys: list[str] | None = None) -> SshHost:
-        host = start_sshd(ssh_user, name, extra_keys)
+    def factory(
+        name: str = "host", extra_keys: list[str] | None = None, extra_config: str = ""
+    ) -> SshHost:
+        host = start_sshd(ssh_user, name, extra_keys, extra_config)
         started.append(host)
         return host
 
@@ -253,6 +261,17 @@ def sshd_factory(ssh_user: SshUser) -> Iterator[object]:
     for host in started:
         host.kill()
         shutil.rmtree(host.directory, ignore_errors=True)
+
+
+def restricted_path(directory: Path, commands: list[str]) -> Path:
+    """A bin dir holding only `commands` (symlinks): a host where the others are missing."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(mode=0o755, exist_ok=True)
+    for command in commands:
+        found = shutil.which(command)
+        if found:
+            (bin_dir / command).symlink_to(found)
+    return bin_dir
 
 
 def remote_leftovers(marker: str) -> list[str]:
@@ -271,3 +290,31 @@ def remote_leftovers(marker: str) -> list[str]:
         if marker in cmdline:
             found.append(f"pid {entry.name}: {cmdline}")
     return found
+
+
+async def add_server(api: Api, host: SshHost, *, password: bool = False, **extra: object) -> int:
+    auth: dict[str, object] = (
+        {"type": "password", "password": host.user.password}
+        if password
+        else {"type": "key", "private_key": host.user.private_key}
+    )
+    body = {
+        "name": host.name,
+        "host": "127.0.0.1",
+        "port": host.port,
+        "username": host.user.name,
+        "auth": auth,
+        **extra,
+    }
+    resp = await api.post("/servers", json=body)
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+async def ssh_event(api: Api, server_ids: list[int], content: str, **fields: object) -> int:
+    return await create_event(
+        api,
+        content=content,
+        targets={"local": False, "server_ids": server_ids},
+        **fields,
+    )

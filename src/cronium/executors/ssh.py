@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shlex
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -25,6 +26,8 @@ from cronium.executors.base import Executor, ExecutorError, JobResult, JobSpec, 
 from cronium.executors.ssh_connect import PooledConnection, SshError, SshPool, where
 from cronium.logs.capture import LineSplitter
 from cronium.sdk import preload_env, sdk_files
+
+log = logging.getLogger("cronium.executors.ssh")
 
 _INTERPRETERS = {"bash": ("bash",), "python": ("python3", "-u"), "node": ("node",)}
 _SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
@@ -86,6 +89,12 @@ class SshExecutor(Executor[SshHandle]):
                         if attempt == 2:
                             raise SshError(exc.code, exc.message) from None
             raise AssertionError("unreachable")
+        except ExecutorError:
+            raise
+        except Exception as exc:
+            # A surprise from the SSH stack must end the job, not leave it to lease expiry.
+            log.exception("ssh job %s failed unexpectedly", spec.job_id)
+            raise SshError("ssh_error", f"SSH run on {where(server)} failed: {exc!r}") from exc
         finally:
             slot.release()
 

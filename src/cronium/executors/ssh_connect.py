@@ -232,7 +232,9 @@ class SshPool:
             with contextlib.suppress(asyncssh.KeyImportError):
                 # Offer only the pinned key's algorithm so the server shows that key.
                 pinned = asyncssh.import_public_key(server.host_key)
-                options["server_host_key_algs"] = list(pinned.sig_algorithms) or "default"
+                options["server_host_key_algs"] = [
+                    alg.decode() for alg in pinned.sig_algorithms
+                ] or "default"
         try:
             conn = await asyncio.wait_for(
                 asyncssh.connect(
