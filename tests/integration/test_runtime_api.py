@@ -3,6 +3,8 @@ limits and JSON errors."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +169,6 @@ async def test_the_socket_answers_what_it_does_not_serve_directly_like_the_route
     done = await run_script(api["user"], script)
     assert done["status"] == "succeeded", done
     logs = await log_lines(api["user"], done["id"])
-    import json
-
     errors = [json.loads(line)["error"] for line in logs if line.startswith("{")]
     assert [e["code"] for e in errors] == ["method_not_allowed", "not_found"]
     assert logs[-2:] == ["405", "404"]  # the routes serve no HEAD
@@ -191,3 +191,85 @@ for i in 1 2 3; do {CURL} -o /dev/null -w '%{{http_code}}\\n' http://cronium/run
 async def log_lines(api: Api, execution_id: int) -> list[str]:
     items = (await api.get(f"/executions/{execution_id}/logs")).json()["items"]
     return [item["line"] for item in items if item["stream"] == "stdout"]
+
+
+async def test_the_socket_and_the_main_port_answer_alike(
+    api: dict[str, Api], node: Node, client: httpx.AsyncClient, runtime_socket: Path
+) -> None:
+    """The socket serves calls directly, the main port through the routes: same answers."""
+    folder = runtime_socket.parent
+    created = await api["user"].post(
+        "/events",
+        json={
+            "name": "rt-both-ways",
+            "language": "bash",
+            "content": f'printf %s "$CRONIUM_EXECUTION_TOKEN" > {folder}/token.tmp\n'
+            f"mv {folder}/token.tmp {folder}/token\n"
+            f"while [ ! -e {folder}/done ]; do sleep 0.05; done",
+        },
+    )
+    run = await api["user"].post(f"/events/{created.json()['id']}/run", json={"input": {"n": 1}})
+    execution_id = run.json()["execution_id"]
+    for _ in range(400):
+        if (folder / "token").exists():
+            break
+        await asyncio.sleep(0.05)
+    token = (folder / "token").read_text()
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def answers(c: httpx.AsyncClient, key: str) -> list[tuple[int, str]]:
+        v = f"/runtime/v1/variables/{key}"
+        calls: list[tuple[str, str, Any]] = [
+            ("GET", "/runtime/v1/input", None),
+            ("PUT", "/runtime/v1/output", {"value": {"a": [1, "ü"]}}),
+            ("PUT", "/runtime/v1/condition", {"value": "yes"}),
+            ("PUT", "/runtime/v1/condition", True),
+            ("GET", "/runtime/v1/condition", None),
+            ("GET", "/runtime/v1/context", None),
+            ("GET", v, None),
+            ("PUT", v, {"value": 2}),
+            ("GET", v, None),
+            ("POST", v + "/increment", {"by": 3}),
+            ("POST", v + "/append", {"value": 1}),
+            ("DELETE", v, None),
+            ("DELETE", v, None),
+            ("PUT", "/runtime/v1/variables/bad key!", {"value": 1}),
+            ("POST", "/runtime/v1/tool-actions", {"tool": "slack", "action": "send_message"}),
+        ]
+        out = []
+        for method, path, body in calls:
+            resp = await c.request(method, path, json=body, headers=auth)
+            out.append((resp.status_code, resp.text.replace(key, "KEY")))
+        resp = await c.get("/runtime/v1/input", headers={"Authorization": "Bearer cxt_nope"})
+        out.append((resp.status_code, resp.text))
+        return out
+
+    try:
+        transport = httpx.AsyncHTTPTransport(uds=str(runtime_socket))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cronium") as socket:
+            over_socket = await answers(socket, "via_socket")
+        over_port = await answers(client, "via_port")
+    finally:
+        (folder / "done").touch()
+    await wait_for_status(api["user"], execution_id)
+    assert over_socket == over_port
+    statuses = [status for status, _ in over_socket]
+    assert statuses == [
+        200,
+        200,
+        422,
+        200,
+        200,
+        200,
+        404,
+        200,
+        200,
+        200,
+        422,
+        204,
+        404,
+        422,
+        422,
+        401,
+    ]
+    assert json.loads(over_socket[0][1]) == {"value": {"n": 1}}
