@@ -498,6 +498,61 @@ async def test_bash_preloaded_uses_every_function(api: dict[str, Api], node: Nod
     assert stored["sh_list"] == ["a", {"b": 2}]
 
 
+# (text, whether the pure-Bash check must take it): only valid JSON may be taken; what it
+# does not take goes to jq or python3.
+FLAT_JSON_CASES = [
+    ('{"total": 42}', True),
+    ('[1, 2, "x"]', True),
+    ('"text"', True),
+    ('{"a": "b\\n", "c": null}', True),
+    ("{}", True),
+    (" [ ] ", True),
+    ("\n[1]\r\n", True),
+    ('{"a":1,"b":-0.5e+3,"c":true,"d":false,"e":"\\u00e9\\"\\\\\\/"}', True),
+    ('{"" : "" , "k" : [] }', False),
+    ("[-0, 1e5, 1E-5]", True),
+    ('{"a":[1]}', False),
+    ("[[1]]", False),
+    ('"é"', False),
+    ("[1,]", False),
+    ('{"a":1,}', False),
+    ('{"a"}', False),
+    ("{a:1}", False),
+    ("[01]", False),
+    ("[1.]", False),
+    ("[.5]", False),
+    ("[-]", False),
+    ('["\\x"]', False),
+    ('["\\u12"]', False),
+    ('"\t"', False),
+    ('"a\nb"', False),
+    ("[NaN]", False),
+    ('"x" "y"', False),
+    ('{"a":1}}', False),
+    ("[1] x", False),
+    ('"unterminated', False),
+    ("[1 2]", False),
+    ("[\v1]", False),
+    ('["a\\', False),
+    ("[tru]", False),
+    ('"', False),
+    ("[" + ",".join(["1"] * 2100) + "]", False),  # over 4 KiB: left to jq
+]
+
+
+@needs_curl
+async def test_bash_checks_flat_json_without_a_process() -> None:
+    texts = [text for text, _ in FLAT_JSON_CASES]
+    script = 'for v in "$@"; do cronium__is_flat_json "$v"; echo "$?"; done'
+    code, out, err = await run_outside(["bash", "-c", script, "check", *texts], sdk_env())
+    assert (code, err) == (0, "")
+    taken = [rc == "0" for rc in out.split()]
+    for (text, expected), took in zip(FLAT_JSON_CASES, taken, strict=True):
+        if took:
+            json.loads(text)  # never anything but valid JSON
+        assert took == expected, text
+
+
 BASH_SOURCE = r"""
 for f in $(compgen -A function cronium); do unset -f "$f"; done
 type cronium_input >/dev/null 2>&1 && echo "still defined"

@@ -69,8 +69,24 @@ cronium__unquote() {
     printf '%s' "$out"
 }
 
+# cronium__is_flat_json TEXT: 0 when TEXT surely is JSON: a string, or an object or array
+# of strings, numbers, true, false, null (ASCII, up to 4 KiB), checked in pure Bash;
+# 1 when not sure (cronium__is_json then asks jq or python3, which cost a process).
+cronium__is_flat_json() {
+    local v=${1-} ws=$'[ \t\n\r]*' str num scalar member
+    [ "${#v}" -le 4096 ] || return 1
+    case $v in *[![:ascii:]]*) return 1 ;; esac
+    str='"([^"\\[:cntrl:]]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"'
+    num='-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][+-]?[0-9]+)?'
+    scalar="($str|$num|true|false|null)"
+    member="$str$ws:$ws$scalar"
+    str="^$ws($str|[{]$ws($member$ws(,$ws$member$ws)*)?[}]|\\[$ws($scalar$ws(,$ws$scalar$ws)*)?])$ws\$"
+    [[ $v =~ $str ]]
+}
+
 # cronium__is_json TEXT: whether TEXT is one JSON value (jq or python3 if present).
 cronium__is_json() {
+    cronium__is_flat_json "$1" && return 0
     if command -v jq >/dev/null 2>&1; then
         printf '%s' "$1" | jq -e 'true' >/dev/null 2>&1
     elif command -v python3 >/dev/null 2>&1; then
