@@ -63,7 +63,10 @@ SEEDS: dict[str, dict[str, Any]] = {
     "events": {"name": "seed", "language": "bash", "content": "echo hi", "env": {"K": SECRET}},
     "servers": {
         "name": "seed",
-        "host": "10.0.0.5",
+        # Loopback, a port nothing listens on: a check answers at once (connection refused)
+        # and tests send no traffic off this machine.
+        "host": "127.0.0.1",
+        "port": 1,
         "username": "deploy",
         "auth": {"type": "password", "password": SECRET},
     },
@@ -94,6 +97,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/servers/{server_id}"): NONE,
     ("PATCH", "/servers/{server_id}"): {"max_concurrent_jobs": 2},
     ("DELETE", "/servers/{server_id}"): NONE,
+    ("POST", "/servers/{server_id}/check"): NONE,
     ("GET", "/variables"): NONE,
     ("POST", "/variables"): {"key": "MATRIX", "value": 1},
     ("GET", "/variables/{variable_id}"): NONE,

@@ -27,6 +27,7 @@ from cronium.engine.worker import Worker
 from cronium.executors.container import ContainerExecutor, remove_node_containers, remove_orphans
 from cronium.executors.registry import ExecutorSet
 from cronium.executors.ssh import SshExecutor
+from cronium.services.server_check import health_check_loop
 
 log = logging.getLogger("cronium.node")
 
@@ -96,6 +97,12 @@ class Node:
                     )
                 if self.scheduler is not None:
                     group.create_task(self.scheduler.run(self.stop_event), name="scheduler")
+                    interval_s = self.core.settings.server_check_interval_s
+                    if interval_s > 0:
+                        group.create_task(
+                            health_check_loop(self.core, self.stop_event, interval_s),
+                            name="server-checks",
+                        )
                 await self.listener.connected.wait()
                 self.ready.set()
                 await self.stop_event.wait()

@@ -22,15 +22,21 @@ from cronium.api.schemas.resources import (
     KeyAuth,
     ObjectId,
     PasswordAuth,
+    ServerCheckError,
+    ServerCheckOut,
     ServerIn,
     ServerOut,
     ServerPatch,
 )
 from cronium.core import Core
 from cronium.db.models import Event, EventServer, Server, ServerAuthType, ServerStatus
-from cronium.errors import Conflict, ValidationFailed
+from cronium.errors import Conflict, NotFound, ValidationFailed
+from cronium.services.server_check import check_server
 
 router = APIRouter(prefix="/servers", tags=["servers"])
+
+# Changing these makes pooled connections (and the breaker's verdict) out of date.
+_CONNECTION_FIELDS = frozenset({"host", "port", "username", "auth", "host_key_fingerprint"})
 
 _SORTS = {
     "name": Server.name,
@@ -146,13 +152,48 @@ async def update_server(
         _store_auth(core, server, patch.auth)
     await flush_unique(db, "uq_servers_owner_name", "server", "name", server.name)
     await db.refresh(server)
+    if fields & _CONNECTION_FIELDS:
+        core.ssh.forget(server.id)
     return server
+
+
+@router.post("/{server_id}/check", response_model=ServerCheckOut)
+async def check_server_now(
+    server_id: ObjectId, principal: WriterDep, core: CoreDep, db: DbDep
+) -> ServerCheckOut:
+    """Connect to the server now and probe it (OS, login shell, python3/node/curl/bash/setsid).
+
+    A failed check still answers 200, with ok=false and the reason's code: the check ran.
+    The first successful contact pins the host key; a changed key is refused until you
+    re-pin it (PATCH host_key_fingerprint with the new value, or null to trust the next).
+    """
+    # No row lock: the check writes the row (and pins the key) on other connections.
+    server = await get_visible(
+        db, Server, server_id, principal, for_write=True, lock=False, what="server"
+    )
+    result = await check_server(core, server.id)
+    if result is None:
+        raise NotFound(f"server {server_id} not found")
+    await db.refresh(server)
+    error = result.error
+    return ServerCheckOut(
+        ok=result.ok,
+        status=result.status,
+        checked_at=result.checked_at,
+        latency_ms=result.latency_ms,
+        duration_ms=result.duration_ms,
+        error=ServerCheckError(code=error.code, message=error.message) if error else None,
+        system_info=result.system_info,
+        host_key_fingerprint=result.host_key_fingerprint,
+        server=ServerOut.model_validate(server),
+    )
 
 
 @router.delete("/{server_id}", status_code=204)
 async def delete_server(
     server_id: ObjectId,
     principal: WriterDep,
+    core: CoreDep,
     db: DbDep,
     force: Annotated[bool, Query(description="Detach the server from events that use it.")] = False,
 ) -> Response:
@@ -175,4 +216,5 @@ async def delete_server(
     await db.execute(delete(EventServer).where(EventServer.server_id == server.id))
     await db.delete(server)
     await db.flush()
+    core.ssh.forget(server.id)
     return Response(status_code=204)

@@ -151,6 +151,31 @@ class ServerOut(Out):
     updated_at: datetime
 
 
+class ServerCheckError(Out):
+    code: str = Field(
+        description="host_unreachable, connection_refused, auth_failed, host_key_mismatch"
+        " or ssh_error"
+    )
+    message: str
+
+
+class ServerCheckOut(Out):
+    ok: bool = Field(description="Whether the server answered and the probe ran.")
+    status: ServerStatus
+    checked_at: datetime
+    latency_ms: int | None = Field(
+        description="Time to connect (TCP, key exchange, authentication); null if it failed."
+    )
+    duration_ms: int = Field(description="Time the whole check took.")
+    error: ServerCheckError | None
+    system_info: dict[str, Any] | None = Field(
+        description="What the probe found (OS, kernel, login shell, tools); null if it did"
+        " not run, in which case the server keeps the last one found."
+    )
+    host_key_fingerprint: str | None = Field(description="The pinned host key after the check.")
+    server: ServerOut
+
+
 def _variable_key(value: str) -> str:
     if not VARIABLE_KEY.match(value):
         raise ValueError("must start with a letter or _ and hold only letters, digits, _ . -")
