@@ -112,6 +112,10 @@ FROM (SELECT 1) AS one
 LEFT JOIN (minted j JOIN executions x ON x.id = j.execution_id JOIN events e ON e.id = j.event_id)
     ON true;
 
+-- name: lock_execution
+-- Serialise the settling of execution $1 between jobs that end at the same time.
+SELECT 1 FROM executions WHERE id = $1 FOR UPDATE;
+
 -- name: finish_execution
 -- When no job of execution $1 is left unfinished, settle its status once and NOTIFY; the
 -- row returned tells the caller it won and must fire follow-ups (if the event has actions).

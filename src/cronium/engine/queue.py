@@ -254,7 +254,14 @@ async def retry(
 
 
 async def settle_execution(conn: asyncpg.Connection, execution_id: int) -> FinishedExecution | None:
-    """Settle the execution if all its jobs ended. Non-None only for the one caller that won."""
+    """Settle the execution if all its jobs ended. Non-None only for the one caller that won.
+
+    Call in the transaction that ended the job. The execution row is locked first, in its
+    own statement: two jobs ending at once then count in turn, and the second one's count
+    (a new snapshot, after the first committed) sees both ended. Counting without the lock,
+    each would see the other still running and nobody would settle the execution.
+    """
+    await conn.execute(q("lock_execution"), execution_id)
     row = await conn.fetchrow(q("finish_execution"), execution_id)
     if row is None:
         return None
