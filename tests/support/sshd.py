@@ -21,11 +21,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import Api
-from tests.support.runs import create_event
+if TYPE_CHECKING:
+    from tests.conftest import Api
 
 REQUIRE_ALL = os.environ.get("CRONIUM_TEST_REQUIRE_ALL") == "1"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -312,6 +313,8 @@ async def add_server(api: Api, host: SshHost, *, password: bool = False, **extra
 
 
 async def ssh_event(api: Api, server_ids: list[int], content: str, **fields: object) -> int:
+    from tests.support.runs import create_event
+
     return await create_event(
         api,
         content=content,

@@ -30,6 +30,15 @@ from cronium.sdk import preload_env, sdk_files
 log = logging.getLogger("cronium.executors.ssh")
 
 _INTERPRETERS = {"bash": ("bash",), "python": ("python3", "-u"), "node": ("node",)}
+_NO_FORWARD_URL = "unix:///nonexistent/cronium-runtime-forwarding-refused.sock"
+_SDK_DIRS = {"bash": "bash", "python": "python", "node": "node"}
+# Only the job's language's pre-load variables: NODE_OPTIONS naming a file that was not
+# uploaded would stop every `node` the script starts.
+_PRELOAD_KEYS = {
+    "bash": ("BASH_ENV",),
+    "python": ("PYTHONPATH",),
+    "node": ("NODE_PATH", "NODE_OPTIONS"),
+}
 _SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
 _READ_CHUNK = 64 * 1024
 _MISSING_INTERPRETER = 97
@@ -45,6 +54,7 @@ class SshHandle:
     process: asyncssh.SSHClientProcess[bytes] | None = None
     listener: asyncssh.SSHListener | None = None
     warnings: list[str] = field(default_factory=list)
+    runner_done: bool = False  # the runner exited: it removed the job dir itself
 
 
 class SshExecutor(Executor[SshHandle]):
@@ -53,7 +63,15 @@ class SshExecutor(Executor[SshHandle]):
     def __init__(self, pool: SshPool, *, command_timeout_s: float = 30.0) -> None:
         self.pool = pool
         self.command_timeout_s = command_timeout_s
-        self._sdk = sdk_files()
+        # Per language, the SDK files a run needs (no type declarations).
+        self._sdk = {
+            language: {
+                path: content
+                for path, content in sdk_files().items()
+                if path.startswith(f"{folder}/") and not path.endswith(".d.ts")
+            }
+            for language, folder in _SDK_DIRS.items()
+        }
 
     async def run(self, spec: JobSpec, sink: LineSink, cancel: asyncio.Event) -> JobResult:
         """Wait for a slot on the server (its max_concurrent_jobs), then run."""
@@ -128,7 +146,8 @@ class SshExecutor(Executor[SshHandle]):
             "umask 077; "
             f"command -v {interpreter} >/dev/null 2>&1 || exit {_MISSING_INTERPRETER}; "
             f"command -v setsid >/dev/null 2>&1 || exit {_MISSING_SETSID}; "
-            f'mktemp -d "${{TMPDIR:-/tmp}}/cronium-job-{spec.job_id}-XXXXXXXX"'
+            f'd=$(mktemp -d "${{TMPDIR:-/tmp}}/cronium-job-{spec.job_id}-XXXXXXXX") && '
+            f'mkdir "$d/sdk" "$d/sdk/{_SDK_DIRS[spec.language]}" && echo "$d"'
         )
         try:
             result = await asyncio.wait_for(
@@ -162,33 +181,47 @@ class SshExecutor(Executor[SshHandle]):
         assert spec.language is not None and spec.server is not None
         local_socket = spec.runtime_env.get("CRONIUM_RUNTIME_URL", "").removeprefix("unix://")
         runtime_url = spec.runtime_env.get("CRONIUM_RUNTIME_URL", "")
+        forward = None
         if local_socket and runtime_url.startswith("unix://"):
-            try:
-                handle.listener = await conn.forward_remote_path(f"{workdir}/rt.sock", local_socket)
-                runtime_url = f"unix://{workdir}/rt.sock"
-            except asyncssh.ChannelListenError:
-                # The job can still run; only its SDK calls fail, loudly, with this reason.
-                handle.warnings.append(
-                    f"{where(spec.server)} refused to forward a Unix socket, so the "
-                    "SDK cannot reach Cronium: allow it in sshd_config "
-                    "(AllowStreamLocalForwarding yes and AllowTcpForwarding yes or remote)"
-                )
-                runtime_url = "unix:///nonexistent/cronium-runtime-forwarding-refused.sock"
+            forward = asyncio.ensure_future(
+                conn.forward_remote_path(f"{workdir}/rt.sock", local_socket)
+            )
+        preload = preload_env(f"{workdir}/sdk")
         env = {
-            **preload_env(f"{workdir}/sdk"),
+            **{key: preload[key] for key in _PRELOAD_KEYS[spec.language]},
             "PYTHONUNBUFFERED": "1",
             **spec.env,
             **spec.runtime_env,
-            "CRONIUM_RUNTIME_URL": runtime_url,
+            "CRONIUM_RUNTIME_URL": f"unix://{workdir}/rt.sock" if forward else runtime_url,
         }
         script = _SCRIPT_NAMES[spec.language]
         uploads: dict[str, bytes] = {
             "run.sh": RUNNER,
-            "env": env_file(env),
             script: spec.content.encode(),
-            **{f"sdk/{path}": content for path, content in self._sdk.items()},
+            **{f"sdk/{path}": content for path, content in self._sdk[spec.language].items()},
         }
-        await asyncio.wait_for(self._upload(handle, uploads), timeout=self.command_timeout_s)
+        upload = asyncio.ensure_future(
+            asyncio.wait_for(self._upload(handle, uploads), timeout=self.command_timeout_s)
+        )
+        try:
+            if forward is not None:
+                try:
+                    handle.listener = await forward
+                except asyncssh.ChannelListenError:
+                    # The job still runs; only its SDK calls fail, loudly, with this reason.
+                    handle.warnings.append(
+                        f"{where(spec.server)} refused to forward a Unix socket, so the "
+                        "SDK cannot reach Cronium: allow it in sshd_config "
+                        "(AllowStreamLocalForwarding yes and AllowTcpForwarding yes or remote)"
+                    )
+                    env["CRONIUM_RUNTIME_URL"] = _NO_FORWARD_URL
+            # The env file (token, secrets) once we know the runtime URL, beside the rest.
+            env_upload = self._upload(handle, {"env": env_file(env)})
+            await asyncio.gather(upload, asyncio.wait_for(env_upload, self.command_timeout_s))
+        finally:
+            for task in (forward, upload):
+                if task is not None and not task.done():
+                    task.cancel()
         command = " ".join(
             shlex.quote(part)
             for part in ("exec", "sh", f"{workdir}/run.sh", *_INTERPRETERS[spec.language], script)
@@ -197,13 +230,6 @@ class SshExecutor(Executor[SshHandle]):
 
     async def _upload(self, handle: SshHandle, uploads: dict[str, bytes]) -> None:
         sftp = await handle.pooled.sftp()
-        dirs = sorted({path.rsplit("/", 1)[0] for path in uploads if "/" in path})
-        for sub in dirs:
-            parts = sub.split("/")
-            for depth in range(1, len(parts) + 1):
-                path = f"{handle.workdir}/{'/'.join(parts[:depth])}"
-                with contextlib.suppress(asyncssh.SFTPFailure):
-                    await sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=0o700))
 
         async def put(relative: str, content: bytes) -> None:
             async with sftp.open(
@@ -231,6 +257,7 @@ class SshExecutor(Executor[SshHandle]):
             if completed.exit_signal is not None:
                 return 128 + _signal_number(completed.exit_signal[0])
             raise self._lost(handle, None)
+        handle.runner_done = True
         return completed.exit_status
 
     async def terminate(self, handle: SshHandle) -> None:
@@ -247,7 +274,7 @@ class SshExecutor(Executor[SshHandle]):
             handle.process.close()
         if handle.listener is not None:
             handle.listener.close()
-        if handle.pooled.alive:
+        if handle.pooled.alive and not handle.runner_done:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     handle.pooled.conn.run(f"rm -rf {shlex.quote(handle.workdir)}", check=False),
