@@ -1,6 +1,7 @@
 """The test-event catalogue (examples/events/, schema in its README.md): every file with an
 `expect:` block is imported, run and checked in every executor — `local` (conftest's
-`node`) and `container` (tests/support/docker.py's `container_node`).
+`node`), `container` (tests/support/docker.py's `container_node`) and `ssh` (the node,
+with the script events moved onto a real sshd from tests/support/sshd.py).
 
     .venv/bin/pytest tests/integration/test_catalogue.py -k local       # the local half
     .venv/bin/pytest tests/integration/test_catalogue.py -k python-output
@@ -19,6 +20,7 @@ from tests.conftest import Api
 from tests.support.catalogue import (
     EXECUTORS,
     OWNER_ID,
+    SSH_TARGET,
     Entry,
     bash_sdk_functions,
     import_catalogue,
@@ -37,6 +39,8 @@ try:  # the container executor's fixtures (docker_engine, container_node, …)
     CONTAINER_MISSING: str | None = None
 except ImportError as exc:  # pragma: no cover - depends on the checkout
     CONTAINER_MISSING = f"tests/support/docker.py has no container_node fixture: {exc}"
+
+from tests.support.sshd import add_server, ssh_user, sshd_factory  # noqa: F401
 
 REQUIRE_ALL = os.environ.get("CRONIUM_TEST_REQUIRE_ALL") == "1"
 CATALOGUE = load_catalogue()
@@ -62,7 +66,7 @@ def cases() -> list[Any]:
 @pytest.fixture
 def engine(request: pytest.FixtureRequest, executor: str) -> object:
     """A running node whose worker uses `executor`."""
-    if executor == "local":
+    if executor in ("local", "ssh"):
         return request.getfixturevalue("node")
     if CONTAINER_MISSING is not None:
         if REQUIRE_ALL:
@@ -72,11 +76,27 @@ def engine(request: pytest.FixtureRequest, executor: str) -> object:
     return request.getfixturevalue("container_node")
 
 
+@pytest.fixture
+async def target_server(
+    request: pytest.FixtureRequest, executor: str, api: dict[str, Api]
+) -> int | None:
+    """For `ssh`: a server on a fresh loopback sshd, owned by the `user` persona."""
+    if executor != "ssh":
+        return None
+    host = request.getfixturevalue("sshd_factory")(SSH_TARGET)
+    return await add_server(api["user"], host)
+
+
 @pytest.mark.parametrize(("entry", "executor"), cases())
 async def test_catalogue_event(
-    entry: Entry, executor: str, engine: object, api: dict[str, Api], core: Core
+    entry: Entry,
+    executor: str,
+    engine: object,
+    target_server: int | None,
+    api: dict[str, Api],
+    core: Core,
 ) -> None:
-    await run_entry(entry, executor, api["user"], core, CATALOGUE)
+    await run_entry(entry, executor, api["user"], core, CATALOGUE, target_server)
 
 
 async def test_the_whole_catalogue_imports_idempotently(core: Core) -> None:

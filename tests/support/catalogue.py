@@ -40,7 +40,8 @@ from tests.conftest import TERMINAL_STATUSES, Api, wait_for_status
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "events"
 SDK_DIR = ROOT / "src" / "cronium" / "sdk"
-EXECUTORS = ("local", "container")
+EXECUTORS = ("local", "container", "ssh")
+SSH_TARGET = "catalogue"  # the server's name in ssh runs
 OWNER_ID = 2  # the `user` persona of tests/conftest.py
 OWNER_EMAIL = "user@example.com"
 DEFAULT_WAIT_S = 60.0
@@ -366,6 +367,20 @@ async def import_catalogue(core: Core, entries: list[Entry]) -> dict[str, tuple[
     return result
 
 
+async def run_on_server(core: Core, event_ids: list[int], server_id: int) -> None:
+    """Move the script events among `event_ids` from the local target to the server."""
+    async with core.db.acquire() as conn, conn.transaction():
+        moved = await conn.fetch(
+            "UPDATE events SET run_local = false WHERE id = ANY($1) AND type = 'script'"
+            " RETURNING id",
+            event_ids,
+        )
+        await conn.executemany(
+            "INSERT INTO event_servers (event_id, server_id) VALUES ($1, $2)",
+            [(row["id"], server_id) for row in moved],
+        )
+
+
 def needed_by(entry: Entry, catalogue: list[Entry]) -> list[Entry]:
     """`entry` and every event its actions can start, transitively (its actions' targets
     must exist to import it), plus those its expectations name."""
@@ -678,14 +693,26 @@ def needs(entry: Entry, placeholder: str, key: str) -> bool:
 
 
 async def run_entry(
-    entry: Entry, executor: str, api: Api, core: Core, catalogue: list[Entry]
+    entry: Entry,
+    executor: str,
+    api: Api,
+    core: Core,
+    catalogue: list[Entry],
+    server_id: int | None = None,
 ) -> None:
-    """Import the catalogue, prepare, run `entry` and check every expectation."""
+    """Import the catalogue, prepare, run `entry` and check every expectation.
+
+    With `server_id`, every imported script event runs on that SSH server instead.
+    """
     expect = entry.expect or {}
     wait_s = float(expect.get("wait_seconds", DEFAULT_WAIT_S))
     async with contextlib.AsyncExitStack() as stack:
         run = Run(entry=entry, executor=executor, api=api, core=core)
-        run.values = {"executor": executor, "user_email": OWNER_EMAIL}
+        run.values = {
+            "executor": executor,
+            "user_email": OWNER_EMAIL,
+            "target": "local" if server_id is None else SSH_TARGET,
+        }
         if needs(entry, "receiver", "receiver_got"):
             run.receiver = await stack.enter_async_context(receiver())
             run.values["receiver"] = run.receiver.url
@@ -696,6 +723,8 @@ async def run_entry(
         # whole folder is imported (twice) by test_the_whole_catalogue_imports_idempotently.
         imported = await import_catalogue(core, needed_by(entry, catalogue))
         run.ids = {name: event_id for name, (event_id, _) in imported.items()}
+        if server_id is not None:
+            await run_on_server(core, list(run.ids.values()), server_id)
         await setup(run)
         execution_id = await start(run)
         try:

@@ -41,6 +41,7 @@ _PRELOAD_KEYS = {
 }
 _SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
 _READ_CHUNK = 64 * 1024
+_CHANNEL_WINDOW_BYTES = 256 * 1024
 _MISSING_INTERPRETER = 97
 _MISSING_SETSID = 98
 RUNNER = files("cronium.executors").joinpath("ssh_runner.sh").read_bytes()
@@ -55,6 +56,7 @@ class SshHandle:
     listener: asyncssh.SSHListener | None = None
     warnings: list[str] = field(default_factory=list)
     runner_done: bool = False  # the runner exited: it removed the job dir itself
+    output_done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class SshExecutor(Executor[SshHandle]):
@@ -226,7 +228,12 @@ class SshExecutor(Executor[SshHandle]):
             shlex.quote(part)
             for part in ("exec", "sh", f"{workdir}/run.sh", *_INTERPRETERS[spec.language], script)
         )
-        handle.process = await conn.create_process(command, encoding=None)
+        # A small window paces the script by how fast its lines are stored, as a pipe does
+        # locally: with asyncssh's 2 MiB default the script could end with megabytes still
+        # in flight, more than the post-exit drain waits for.
+        handle.process = await conn.create_process(
+            command, encoding=None, window=_CHANNEL_WINDOW_BYTES
+        )
 
     async def _upload(self, handle: SshHandle, uploads: dict[str, bytes]) -> None:
         sftp = await handle.pooled.sftp()
@@ -244,14 +251,20 @@ class SshExecutor(Executor[SshHandle]):
     async def stream(self, handle: SshHandle, sink: LineSink) -> None:
         process = handle.process
         assert process is not None
-        await asyncio.gather(
-            _pump(process.stdout, LogStream.stdout, sink),
-            _pump(process.stderr, LogStream.stderr, sink),
-        )
+        try:
+            await asyncio.gather(
+                _pump(process.stdout, LogStream.stdout, sink),
+                _pump(process.stderr, LogStream.stderr, sink),
+            )
+        finally:
+            handle.output_done.set()
 
     async def wait(self, handle: SshHandle) -> int:
         process = handle.process
         assert process is not None
+        # Read the output to its end first: asyncssh drops what is still buffered once the
+        # channel is waited closed, so waiting alongside the readers loses the tail.
+        await handle.output_done.wait()
         completed = await process.wait(check=False)
         if completed.exit_status is None or completed.exit_status < 0:
             if completed.exit_signal is not None:
