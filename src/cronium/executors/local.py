@@ -171,7 +171,10 @@ def _watch_children_by_pidfd() -> None:
     policy = asyncio.get_event_loop_policy()
     if not isinstance(policy, asyncio.DefaultEventLoopPolicy):
         return  # another loop (uvloop) watches its children itself
-    if isinstance(policy.get_child_watcher(), asyncio.PidfdChildWatcher):
+    current = policy.get_child_watcher()
+    if isinstance(current, asyncio.PidfdChildWatcher):
+        if not current.is_active():  # still bound to a loop that has ended
+            current.attach_loop(asyncio.get_running_loop())
         return
     try:
         os.close(os.pidfd_open(os.getpid()))
