@@ -11,7 +11,7 @@ import pytest
 
 from cronium.core import Core
 from tests.conftest import Api, wait_for_status
-from tests.support.runs import log_lines, run
+from tests.support.runs import create_event, log_lines, run
 from tests.support.sshd import (
     SshHost,
     add_server,
@@ -192,7 +192,16 @@ if cronium.input().get("slow_target") == ctx["job"]["target"]:
 cronium.set_condition(True)
 cronium.output({"ok": True})
 """
-    event_id = await ssh_event(user, server_ids, script, language="python", name="fanout")
+    follow_up = await create_event(user, name="after-fanout", content="echo after")
+    event_id = await ssh_event(
+        user,
+        server_ids,
+        script,
+        language="python",
+        name="fanout",
+        targets={"local": True, "server_ids": server_ids},
+        actions=[{"on": "always", "type": "run_event", "event_id": follow_up}],
+    )
     execution_id = await run(user, event_id, input={"slow_target": "web-3"})
     for _ in range(300):
         if ("stdout", "waiting") in await log_lines(user, execution_id):
@@ -203,13 +212,17 @@ cronium.output({"ok": True})
     assert body["status"] == "partial", body
     jobs = {job["target"]: job for job in body["jobs"]}  # type: ignore[union-attr]
     assert {t: j["status"] for t, j in jobs.items()} == {
+        "local": "succeeded",
         "web-1": "succeeded",
         "web-2": "succeeded",
         "web-3": "failed",
     }
     logs = (await user.get(f"/executions/{execution_id}/logs?limit=500")).json()["items"]
     targets = {item["target"] for item in logs if item["stream"] == "stdout"}
-    assert targets == {"web-1", "web-2", "web-3"}
+    assert targets == {"local", "web-1", "web-2", "web-3"}
+    await asyncio.sleep(1)  # a second firing would have been enqueued by now
+    follow_ups = (await user.get("/executions", params={"event_id": follow_up})).json()
+    assert follow_ups["total"] == 1  # the action fired once for the execution, not per job
     for _ in range(50):
         if not remote_leftovers("cronium-job-"):
             break

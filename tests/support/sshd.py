@@ -315,9 +315,5 @@ async def add_server(api: Api, host: SshHost, *, password: bool = False, **extra
 async def ssh_event(api: Api, server_ids: list[int], content: str, **fields: object) -> int:
     from tests.support.runs import create_event
 
-    return await create_event(
-        api,
-        content=content,
-        targets={"local": False, "server_ids": server_ids},
-        **fields,
-    )
+    fields.setdefault("targets", {"local": False, "server_ids": server_ids})
+    return await create_event(api, content=content, **fields)
