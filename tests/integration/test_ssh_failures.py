@@ -253,3 +253,33 @@ async def test_per_host_cap_serialises_jobs(
     spans.sort()
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
     assert saw_wait
+
+
+async def test_a_silent_server_ends_the_job_within_the_keepalive_bound(
+    user: Api, node: object, core: Core, sshd_factory: HostFactory
+) -> None:
+    core.ssh.keepalive_s = 0.5  # read when the connection opens: bound 3 x 0.5 s
+    host = sshd_factory("frozen")
+    server_id = await add_server(user, host)
+    event_id = await ssh_event(user, [server_id], "echo up; sleep 305", timeout_seconds=120)
+    execution_id = await run(user, event_id)
+    for _ in range(200):
+        if ("stdout", "up") in await log_lines(user, execution_id):
+            break
+        await asyncio.sleep(0.05)
+    sessions = host.freeze()  # TCP stays open, nothing answers: a host that vanished
+    try:
+        started = asyncio.get_running_loop().time()
+        body = await wait_for_status(user, execution_id, timeout_s=20)
+        elapsed_s = asyncio.get_running_loop().time() - started
+    finally:
+        host.kill()  # its sessions end, so the runner on the host sees EOF
+    assert sessions
+    assert body["status"] == "failed"
+    assert "lost" in str(body["jobs"][0]["error"])  # type: ignore[index]
+    assert elapsed_s < 15  # far below the 120 s timeout: the keepalive noticed
+    for _ in range(50):
+        if not remote_leftovers("sleep 305"):
+            break
+        await asyncio.sleep(0.1)
+    assert remote_leftovers("sleep 305") == []

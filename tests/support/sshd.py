@@ -117,12 +117,23 @@ class SshHost:
         for pid in _children(master):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGCONT)
         with contextlib.suppress(ProcessLookupError):
             os.kill(master, signal.SIGKILL)
         self.process.wait(timeout=10)
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the server's session processes: connections stay open, nothing answers."""
+        if self.process is None:
+            return []
+        sessions = _children(self.process.pid)
+        for pid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return sessions
 
     def new_host_key(self) -> None:
         """Replace the host key (a reinstalled server) and restart."""
