@@ -12,6 +12,7 @@ from tests.conftest import Api, wait_for_status
 from tests.support.runs import log_lines, run
 from tests.support.sshd import (
     SshHost,
+    SshUser,
     add_server,
     remote_leftovers,
     ssh_event,
@@ -174,3 +175,40 @@ async def test_env_file_quoting_survives_odd_values(
     assert body["status"] == "succeeded", await log_lines(user, execution_id)
     lines = [line for stream, line in await log_lines(user, execution_id) if stream == "stdout"]
     assert lines == [hashlib.sha256(odd.encode()).hexdigest()]
+
+
+@pytest.mark.parametrize(
+    ("kind", "passphrase", "fmt"),
+    [("rsa", "", "PEM"), ("rsa", "rsa-pass", ""), ("ecdsa", "", ""), ("ed25519", "ed-pass", "")],
+    ids=["rsa-pem", "rsa-openssh-passphrase", "ecdsa", "ed25519-passphrase"],
+)
+async def test_every_key_type_logs_in(
+    user: Api,
+    node: object,
+    ssh_user: SshUser,
+    sshd_factory: HostFactory,
+    kind: str,
+    passphrase: str,
+    fmt: str,
+) -> None:
+    private, public = ssh_user.make_key(kind, passphrase, fmt)
+    host = sshd_factory(f"key-{kind}", extra_keys=[public])
+    auth: dict[str, object] = {"type": "key", "private_key": private}
+    if passphrase:
+        auth["passphrase"] = passphrase
+    resp = await user.post(
+        "/servers",
+        json={
+            "name": host.name,
+            "host": "127.0.0.1",
+            "port": host.port,
+            "username": ssh_user.name,
+            "auth": auth,
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    event_id = await ssh_event(user, [resp.json()["id"]], f"echo {kind}-ok")
+    execution_id = await run(user, event_id)
+    body = await wait_for_status(user, execution_id)
+    assert body["status"] == "succeeded", body
+    assert ("stdout", f"{kind}-ok") in await log_lines(user, execution_id)
