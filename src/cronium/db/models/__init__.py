@@ -13,6 +13,7 @@ from cronium.db.models.base import (
     Language,
     LogStream,
     MisfirePolicy,
+    NodeRunStatus,
     OverlapPolicy,
     Role,
     ScheduleKind,
@@ -24,8 +25,21 @@ from cronium.db.models.base import (
 from cronium.db.models.events import Event, EventAction, EventServer
 from cronium.db.models.resources import Server, ToolCredential, Variable
 from cronium.db.models.runs import ActionDelivery, Execution, Job, LogLine, Node, ScheduleFire
+from cronium.db.models.workflows import (
+    Workflow,
+    WorkflowEdge,
+    WorkflowNode,
+    WorkflowNodeRun,
+    WorkflowRun,
+)
 
 __all__ = [
+    "NodeRunStatus",
+    "Workflow",
+    "WorkflowEdge",
+    "WorkflowNode",
+    "WorkflowNodeRun",
+    "WorkflowRun",
     "ActionDelivery",
     "ActionTrigger",
     "ActionType",

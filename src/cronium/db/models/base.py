@@ -117,6 +117,19 @@ class ExecutionStatus(StrEnum):
     partial = "partial"
 
 
+class NodeRunStatus(StrEnum):
+    """A workflow node in one run: execution statuses plus not-yet and never."""
+
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    timed_out = "timed_out"
+    cancelled = "cancelled"
+    partial = "partial"
+    skipped = "skipped"
+
+
 class JobStatus(StrEnum):
     waiting = "waiting"  # admitted later: the event is at its concurrency limit
     queued = "queued"

@@ -68,6 +68,10 @@ class Execution(Base):
         BigInteger, ForeignKey("executions.id", ondelete="SET NULL")
     )
     chain_depth: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Set when the execution is a node of a workflow run: settling it advances the run.
+    workflow_run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("workflow_runs.id", ondelete="SET NULL"), index=True
+    )
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     input: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default="{}")
     output: Mapped[Any | None] = mapped_column(JSONB)
