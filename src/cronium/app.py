@@ -19,6 +19,7 @@ from cronium.api.routers import (
     tokens,
     users,
     variables,
+    workflows,
 )
 from cronium.config import Settings
 from cronium.core import Core, open_core
@@ -55,8 +56,9 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, tokens, events, executions, stream, servers, variables):
+    for module in (auth, users, tokens, events, executions, stream, servers, variables, workflows):
         api.include_router(module.router)
+    api.include_router(workflows.runs_router)
     app.include_router(api)
     app.include_router(runtime_router.router)
     app.add_middleware(RuntimeOnlyOverSocket)

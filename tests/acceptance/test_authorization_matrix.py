@@ -8,7 +8,7 @@ when the persona is `user`); routes without an object id have scope `any`. The r
 * /users: admins only (403 for everyone else);
 * /auth/me, /auth/logout, /tokens: every signed-in persona, on their own things; another
   user's token is a 404 even for admins (tokens are personal);
-* events, servers, variables: viewers read everything and write nothing (403); users see
+* events, servers, variables, executions, workflows, workflow runs: viewers read everything and write nothing (403); users see
   and change only their own objects (a foreign id answers 404, never 403); admins do all.
 
 A route the matrix does not know fails loudly: add it to BODIES (and, for a new kind of
@@ -46,6 +46,8 @@ FAMILIES = {
     "servers": "owned",
     "variables": "owned",
     "executions": "owned",
+    "workflows": "owned",
+    "workflow-runs": "owned",
 }
 # Path parameter -> the table its id points into.
 PARAMS = {
@@ -55,9 +57,20 @@ PARAMS = {
     "token_id": "api_tokens",
     "user_id": "users",
     "execution_id": "executions",
+    "workflow_id": "workflows",
+    "run_id": "workflow_runs",
 }
 # Refused writes must leave these tables as they were.
-TABLES = ("users", "api_tokens", "events", "servers", "variables", "executions")
+TABLES = (
+    "users",
+    "api_tokens",
+    "events",
+    "servers",
+    "variables",
+    "executions",
+    "workflows",
+    "workflow_runs",
+)
 # How to create one object of each owned kind (as `user`, then re-owned by SQL).
 SEEDS: dict[str, dict[str, Any]] = {
     "events": {"name": "seed", "language": "bash", "content": "echo hi", "env": {"K": SECRET}},
@@ -108,6 +121,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/executions/{execution_id}"): NONE,
     ("GET", "/executions/{execution_id}/logs"): NONE,
     ("POST", "/executions/{execution_id}/cancel"): NONE,
+    ("GET", "/workflows"): NONE,
+    ("POST", "/workflows"): {"name": "matrix"},
+    ("GET", "/workflows/{workflow_id}"): NONE,
+    ("PATCH", "/workflows/{workflow_id}"): {"description": "changed"},
+    ("DELETE", "/workflows/{workflow_id}"): NONE,
+    ("POST", "/workflows/{workflow_id}/run"): {"input": {"n": 1}},
+    ("GET", "/workflows/{workflow_id}/runs"): NONE,
+    ("GET", "/workflow-runs/{run_id}"): NONE,
+    ("POST", "/workflow-runs/{run_id}/cancel"): NONE,
 }
 
 
@@ -214,11 +236,22 @@ async def seed_owned(segment: str, api: dict[str, Api], core: Core, owner: str) 
         resp = await api["admin"].post(f"/events/{event_id}/run", json={})
         assert resp.status_code == 202, resp.text
         object_id = int(resp.json()["execution_id"])
+    elif segment == "workflows":
+        event_id = await seed_owned("events", api, core, "user")
+        body = {"name": "seed", "nodes": [{"key": "only", "event_id": event_id}]}
+        resp = await api["user"].post("/workflows", json=body)
+        assert resp.status_code == 201, resp.text
+        object_id = int(resp.json()["id"])
+    elif segment == "workflow-runs":
+        workflow_id = await seed_owned("workflows", api, core, owner)
+        resp = await api["admin"].post(f"/workflows/{workflow_id}/run", json={})
+        assert resp.status_code == 202, resp.text
+        object_id = int(resp.json()["run_id"])
     else:
         resp = await api["user"].post(f"/{segment}", json=SEEDS[segment])
         assert resp.status_code == 201, resp.text
         object_id = int(resp.json()["id"])
-    statement = f"UPDATE {segment} SET owner_id = :owner WHERE id = :id"
+    statement = f"UPDATE {segment.replace('-', '_')} SET owner_id = :owner WHERE id = :id"
     await sql(core, statement, owner=IDS[owner], id=object_id)
     return object_id
 

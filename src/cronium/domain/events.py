@@ -29,13 +29,14 @@ from cronium.db.models import (
     ScheduleKind,
     Server,
     ToolCredential,
+    Workflow,
 )
 from cronium.domain.schedules import next_fires, next_interval_fire
 from cronium.errors import Conflict, ValidationFailed
 from cronium.security.crypto import Cipher
 
 
-def schedule_dict(event: Event) -> dict[str, Any]:
+def schedule_dict(event: Event | Workflow) -> dict[str, Any]:
     kind = event.schedule_kind
     if kind is ScheduleKind.cron:
         return {"kind": "cron", "cron": event.cron, "timezone": event.timezone}
@@ -46,11 +47,13 @@ def schedule_dict(event: Event) -> dict[str, Any]:
     return {"kind": "manual"}
 
 
-def compute_next_fire(event: Event, now: datetime | None = None) -> datetime | None:
-    """When an active event fires next (None for manual, paused or finished events)."""
+def compute_next_fire(event: Event | Workflow, now: datetime | None = None) -> datetime | None:
+    """When an active event (or workflow) fires next (None: manual, paused or finished)."""
     if event.status is not EventStatus.active:
         return None
-    if event.max_executions is not None and event.execution_count >= event.max_executions:
+    if isinstance(event, Event) and (
+        event.max_executions is not None and event.execution_count >= event.max_executions
+    ):
         return None
     now = now or datetime.now(UTC)
     after = now

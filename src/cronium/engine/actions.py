@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from cronium.db.models import ActionTrigger, ExecutionStatus, Trigger
-from cronium.engine import queue
+from cronium.engine import queue, workflows
 from cronium.engine.queue import FinishedExecution
 
 log = logging.getLogger("cronium.actions")
@@ -41,10 +41,15 @@ def matches(
 async def on_settled(conn: asyncpg.Connection, finished: FinishedExecution) -> list[int]:
     """Start the execution's follow-ups; returns the ids of executions started."""
     execution = await conn.fetchrow(
-        "SELECT output, condition, chain_depth FROM executions WHERE id = $1", finished.id
+        "SELECT output, condition, chain_depth, workflow_run_id FROM executions WHERE id = $1",
+        finished.id,
     )
     if execution is None:
         return []
+    if execution["workflow_run_id"] is not None:
+        await workflows.on_node_settled(
+            conn, finished.id, execution["workflow_run_id"], finished.status
+        )
     actions = await conn.fetch(
         """SELECT id, "on"::text AS trigger, condition, type::text AS type, target_event_id
            FROM event_actions WHERE event_id = $1 ORDER BY position, id""",

@@ -151,10 +151,11 @@ WITH counts AS (
     FROM outcome
     WHERE e.id = $1
       AND e.status NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'partial')
-    RETURNING e.id, e.event_id, e.status, e.owner_id
+    RETURNING e.id, e.event_id, e.status, e.owner_id, e.workflow_run_id
 )
 SELECT s.id, s.event_id, s.status, s.owner_id,
-       EXISTS (SELECT 1 FROM event_actions a WHERE a.event_id = s.event_id) AS has_actions,
+       (EXISTS (SELECT 1 FROM event_actions a WHERE a.event_id = s.event_id)
+        OR s.workflow_run_id IS NOT NULL) AS has_actions,
        pg_notify('cronium_status', s.id::text)
 FROM settled s;
 

@@ -73,6 +73,7 @@ class NewExecution:
     priority: int = 0
     # Admission: with a limit, jobs wait until the event has a free slot.
     concurrency_limit: int | None = None
+    workflow_run_id: int | None = None  # a node of this workflow run
 
 
 async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
@@ -90,8 +91,8 @@ async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
         """
         INSERT INTO executions (event_id, owner_id, status, trigger, triggered_by_user_id,
                                 triggered_by, scheduled_for, input, parent_execution_id,
-                                chain_depth)
-        VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7::jsonb, $8, $9)
+                                chain_depth, workflow_run_id)
+        VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
         ON CONFLICT (event_id, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING
         RETURNING id
         """,
@@ -104,6 +105,7 @@ async def enqueue(conn: asyncpg.Connection, new: NewExecution) -> int | None:
         new.input if new.input is not None else {},
         new.parent_execution_id,
         new.chain_depth,
+        new.workflow_run_id,
     )
     if execution_id is None:
         return None

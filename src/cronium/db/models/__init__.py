@@ -34,12 +34,6 @@ from cronium.db.models.workflows import (
 )
 
 __all__ = [
-    "NodeRunStatus",
-    "Workflow",
-    "WorkflowEdge",
-    "WorkflowNode",
-    "WorkflowNodeRun",
-    "WorkflowRun",
     "ActionDelivery",
     "ActionTrigger",
     "ActionType",
@@ -61,6 +55,7 @@ __all__ = [
     "LogStream",
     "MisfirePolicy",
     "Node",
+    "NodeRunStatus",
     "OverlapPolicy",
     "Role",
     "ScheduleFire",
@@ -75,4 +70,9 @@ __all__ = [
     "Trigger",
     "User",
     "Variable",
+    "Workflow",
+    "WorkflowEdge",
+    "WorkflowNode",
+    "WorkflowNodeRun",
+    "WorkflowRun",
 ]
