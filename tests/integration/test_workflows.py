@@ -331,3 +331,27 @@ async def test_a_crashed_node_runner_neither_loses_nor_repeats_a_node(
             "SELECT count(*) FROM executions WHERE workflow_run_id = $1", run_id
         )
     assert count == 2  # one execution per node: the retry reused crashy's
+
+
+async def test_a_scheduled_workflow_runs_once_per_fire(user: Api, node: Node) -> None:
+    tick = await create_event(user, name="tick", content="echo tick")
+    workflow_id = await create_workflow(
+        user,
+        [("tick", tick)],
+        [],
+        status="active",
+        schedule={"kind": "cron", "cron": "* * * * * *"},
+    )
+    deadline = time.monotonic() + 15
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = (await user.get(f"/workflows/{workflow_id}/runs")).json()["items"]
+        if len([r for r in runs if r["status"] == "succeeded"]) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len([r for r in runs if r["status"] == "succeeded"]) >= 2, runs
+    assert all(r["trigger"] == "schedule" for r in runs)
+    fire_times = [r["scheduled_for"] for r in runs]
+    assert len(fire_times) == len(set(fire_times))  # one run per fire time
+    paused = await user.patch(f"/workflows/{workflow_id}", json={"status": "paused"})
+    assert paused.status_code == 200 and paused.json()["next_fire_at"] is None

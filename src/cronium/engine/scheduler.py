@@ -30,6 +30,7 @@ from cronium.domain.firing import FirePlan, ScheduleState, plan
 from cronium.engine import queue
 from cronium.engine.runner import concurrency_limit
 from cronium.engine.sql import q
+from cronium.engine.workflow_scheduler import fire_due_workflows, next_workflow_fire
 
 log = logging.getLogger("cronium.scheduler")
 
@@ -146,9 +147,17 @@ class Scheduler:
                     extra={"action": "fire_batch_failed"},
                 )
                 more_due = await self._fire_each(conn, now)
+            try:
+                async with conn.transaction():
+                    more_due |= await fire_due_workflows(conn, now, self.grace_s)
+            except asyncpg.PostgresError as exc:
+                log.warning("firing the due workflows failed (%s)", exc)
             soonest: datetime | None = await conn.fetchval(
                 "SELECT min(next_fire_at) FROM events WHERE status = 'active'"
             )
+            workflow_soonest = await next_workflow_fire(conn)
+            if workflow_soonest is not None and (soonest is None or workflow_soonest < soonest):
+                soonest = workflow_soonest
         if more_due:
             return now
         if soonest is not None and soonest <= now:
