@@ -19,6 +19,7 @@ from cronium.api.routers import (
     tokens,
     users,
     variables,
+    webhooks,
     workflows,
 )
 from cronium.config import Settings
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     for module in (auth, users, tokens, events, executions, stream, servers, variables, workflows):
         api.include_router(module.router)
     api.include_router(workflows.runs_router)
+    api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(runtime_router.router)
     app.add_middleware(RuntimeOnlyOverSocket)

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     image_pull_timeout_s: float = Field(
         default=300.0, gt=0, le=3600, validation_alias="CRONIUM_IMAGE_PULL_TIMEOUT_SECONDS"
     )
+    webhook_rate_limit_per_min: int = Field(
+        default=60, ge=1, validation_alias="CRONIUM_WEBHOOK_RATE_LIMIT"
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, validation_alias="CRONIUM_WEBHOOK_MAX_BODY_BYTES"
+    )
     # SSH executor (executors/ssh.py) and server health checks.
     ssh_connect_timeout_s: float = Field(
         default=10.0, gt=0, le=300, validation_alias="CRONIUM_SSH_CONNECT_TIMEOUT_SECONDS"

@@ -33,7 +33,9 @@ from tests.conftest import PASSWORD, Api
 
 IDS = {"admin": 1, "user": 2, "other": 3, "viewer": 4}
 PERSONAS = ("admin", "user", "other", "viewer", "anonymous")
-PUBLIC = {("POST", "/auth/login")}  # no authentication by design; tested in test_auth.py
+# No authentication by design: tested in test_auth.py and test_webhooks.py (the key is
+# the credential, plus an optional HMAC signature).
+PUBLIC = {("POST", "/auth/login"), ("POST", "/webhooks/{key}")}
 SECRET = "seeded-secret-value-7f3a"
 REQUEST_TIMEOUT_S = 15
 
