@@ -31,12 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvicorn
 from sqlalchemy.engine import make_url
 
+from cronium.app import create_app
 from cronium.config import Settings, load_settings
 from cronium.core import Core, open_core
 from cronium.engine.node import Node
 from cronium.executors.registry import ExecutorSet, local_only
+from cronium.runtime.socket import bind_runtime_socket
 
 PG_ADMIN_URL = os.environ.get("CRONIUM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_PREFIX = "cronium_bench_"
@@ -525,3 +528,28 @@ def proxied_url(url: str, port: int) -> str:
     clients ask for it, PostgreSQL with `ssl = off` answers 'N' and the stream stays plain).
     """
     return make_url(url).set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def runtime_socket_server(core: Core) -> AsyncIterator[Path]:
+    """The app on the Runtime API's Unix socket, in this process (as a worker node serves it)."""
+    path = core.settings.runtime_socket_path
+    sock = bind_runtime_socket(path)
+    config = uvicorn.Config(
+        create_app(core.settings, core=core), log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="runtime-socket")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield path
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=10)
+        except TimeoutError:
+            task.cancel()
+        sock.close()

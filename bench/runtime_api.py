@@ -32,17 +32,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,16 +55,15 @@ from common import (
     rounded,
     run_main,
     running_node,
+    runtime_socket_server,
     say,
     setup_logging,
     summarize,
 )
 
-from cronium.app import create_app
 from cronium.core import Core
 from cronium.db.models import Trigger
 from cronium.engine import queue
-from cronium.runtime.socket import bind_runtime_socket
 
 TARGET_P99_MS = 10.0
 TARGET_CALLS_PER_S = 1000.0
@@ -158,31 +154,6 @@ class Scenario:
     content: str
     scripts: int  # at once
     timeout_s: float
-
-
-@contextlib.asynccontextmanager
-async def runtime_socket_server(core: Core) -> AsyncIterator[Path]:
-    """The app on the Runtime API's Unix socket, in this process (as a worker node serves it)."""
-    path = core.settings.runtime_socket_path
-    sock = bind_runtime_socket(path)
-    config = uvicorn.Config(
-        create_app(core.settings, core=core), log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="runtime-socket")
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield path
-    finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=10)
-        except TimeoutError:
-            task.cancel()
-        sock.close()
 
 
 async def run_scripts(
