@@ -1,4 +1,4 @@
-"""Servers, variables and tool credentials: user-owned resources holding secrets."""
+"""Servers, variables, tool credentials and action templates: user-owned resources."""
 
 from __future__ import annotations
 
@@ -94,5 +94,24 @@ class ToolCredential(Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     tool: Mapped[ToolKind] = mapped_column(pg_enum(ToolKind, "tool_kind"), nullable=False)
     config_encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class ActionTemplate(Base):
+    """A saved tool action (tool, action, templated params), reusable by `template_id`."""
+
+    __tablename__ = "action_templates"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_action_templates_owner_name"),)
+
+    id: Mapped[int] = id_column()
+    owner_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    tool: Mapped[ToolKind] = mapped_column(pg_enum(ToolKind, "tool_kind"), nullable=False)
+    action: Mapped[str] = mapped_column(String(100), nullable=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
