@@ -211,11 +211,11 @@ async def test_a_script_sends_an_email_through_the_sdk(
     assert "Subject: from a script" in inbox.messages[0].content.decode()
 
 
-async def test_an_unsupported_tool_is_a_clear_error_for_the_script(
+async def test_an_unreachable_slack_is_a_clear_error_for_the_script(
     api: dict[str, Api], core: Core, node: Node
 ) -> None:
     await credential(core, 2, "s", "slack", {"webhook_url": "http://127.0.0.1:9/x"})
-    script = "try:\n    cronium.send_slack_message('hi')\nexcept cronium.CroniumError as exc:\n    print('error', exc)"
+    script = "try:\n    cronium.send_slack_message('hi')\nexcept cronium.CroniumError as exc:\n    print('error', exc.status, exc.code, exc)"
     resp = await api["user"].post(
         "/events", json={"name": "slacker", "language": "python", "content": script}
     )
@@ -225,4 +225,7 @@ async def test_an_unsupported_tool_is_a_clear_error_for_the_script(
         line["line"]
         for line in (await api["user"].get(f"/executions/{done['id']}/logs")).json()["items"]
     ]
-    assert any("tool 'slack' is not supported" in line for line in logs), logs
+    assert any(
+        line.startswith("error 422 tool_action_failed") and "cannot reach 127.0.0.1" in line
+        for line in logs
+    ), logs

@@ -1,8 +1,10 @@
 """Send the tool actions that settled executions wrote to the outbox.
 
 At most one sender holds a delivery (SKIP LOCKED, and a 'sending' state with a deadline
-that recovery resets), failures retry with backoff honouring Retry-After, and the result
-is recorded on the delivery and as a system line of the execution.
+that recovery resets). Each claim makes one attempt through the shared tool path
+(`cronium.tools.execute`); a retryable failure puts the delivery back with backoff that
+honours Retry-After, up to MAX_ATTEMPTS. The outcome (attempts, result or error) is
+recorded on the delivery row and as a system line of the execution.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import asyncpg
 
 from cronium.core import Core
 from cronium.engine.actions import system_line
-from cronium.tools.base import ActionCall, ToolError
-from cronium.tools.registry import runner
-from cronium.tools.templates import render
+from cronium.tools.base import ToolError
+from cronium.tools.execute import ActionRequest, Outcome, RetryPolicy, execute
 
 log = logging.getLogger("cronium.deliveries")
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_S = 2.0
 SEND_TIMEOUT_S = 30.0
+MAX_RETRY_AFTER_S = 3600.0  # a receiver asking for longer gets retried after an hour
 BATCH = 10
 
 _CLAIM = """
@@ -53,90 +55,54 @@ async def deliver_once(core: Core) -> tuple[int, float | None]:
 
 
 async def _deliver(core: Core, row: asyncpg.Record) -> float | None:
+    """One attempt per claim: the outbox, not the sender, holds retries (they survive restarts)."""
     async with core.db.acquire() as conn:
-        context, call, tool = await _prepare(core, conn, row["execution_id"], row["action_id"])
-    try:
-        if call is None:
-            raise ToolError(str(context.get("error")), permanent=True)
-        result = await asyncio.wait_for(runner(tool)(call), timeout=SEND_TIMEOUT_S)
-        await _finish(core, row, "sent", result.detail, None, f"{tool} action {call.action} sent")
+        action = await conn.fetchrow(
+            """SELECT a.credential_id, a.action, a.params, e.owner_id
+               FROM event_actions a JOIN events e ON e.id = a.event_id WHERE a.id = $1""",
+            row["action_id"],
+        )
+    if action is None or action["credential_id"] is None:
+        gone = ToolError("the action or its credential no longer exists", permanent=True)
+        outcome = Outcome(False, None, "", None, 0, 0, error=gone)
+    else:
+        request = ActionRequest(
+            owner_id=action["owner_id"],
+            action=str(action["action"] or ""),
+            params=dict(action["params"] or {}),
+            credential_id=action["credential_id"],
+            execution_id=row["execution_id"],
+        )
+        policy = RetryPolicy(
+            max_attempts=1, budget_s=SEND_TIMEOUT_S, attempt_timeout_s=SEND_TIMEOUT_S
+        )
+        outcome = await execute(core.db, core.cipher, request, policy)
+    name = f"{outcome.tool or 'tool'} action {outcome.action}".rstrip()
+    if outcome.ok:
+        await _finish(core, row, "sent", outcome.as_dict(), None, f"{name} sent")
         return None
-    except (ToolError, TimeoutError) as exc:
-        permanent = isinstance(exc, ToolError) and exc.permanent
-        message = (
-            exc.message if isinstance(exc, ToolError) else f"no answer within {SEND_TIMEOUT_S:g} s"
+    error = outcome.error
+    assert error is not None
+    if error.permanent or row["attempts"] >= MAX_ATTEMPTS:
+        tries = f" after {row['attempts']} attempts" if row["attempts"] > 1 else ""
+        line = f"{name} failed{tries}: {error.message}"
+        await _finish(core, row, "failed", outcome.as_dict(), error.message, line)
+        return None
+    wait_s = (
+        min(error.retry_after_s, MAX_RETRY_AFTER_S)
+        if error.retry_after_s is not None
+        else BASE_BACKOFF_S * 2 ** (row["attempts"] - 1)
+    )
+    async with core.db.acquire() as conn:
+        await conn.execute(
+            """UPDATE action_deliveries SET status = 'pending', error = $2, result = $4::jsonb,
+                      next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1""",
+            row["id"],
+            error.message,
+            float(wait_s),
+            outcome.as_dict(),
         )
-        if permanent or row["attempts"] >= MAX_ATTEMPTS:
-            await _finish(core, row, "failed", None, message, f"{tool} action failed: {message}")
-            return None
-        retry_after_s = getattr(exc, "retry_after_s", None)
-        wait_s = (
-            retry_after_s
-            if retry_after_s is not None
-            else BASE_BACKOFF_S * 2 ** (row["attempts"] - 1)
-        )
-        async with core.db.acquire() as conn:
-            await conn.execute(
-                """UPDATE action_deliveries SET status = 'pending', error = $2,
-                          next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1""",
-                row["id"],
-                message,
-                float(wait_s),
-            )
-        return float(wait_s)
-
-
-async def _prepare(
-    core: Core, conn: asyncpg.Connection, execution_id: int, action_id: int
-) -> tuple[dict[str, Any], ActionCall | None, str]:
-    action = await conn.fetchrow(
-        """SELECT a.action, a.params, c.tool::text AS tool, c.config_encrypted
-           FROM event_actions a LEFT JOIN tool_credentials c ON c.id = a.credential_id
-           WHERE a.id = $1""",
-        action_id,
-    )
-    if action is None or action["config_encrypted"] is None:
-        return {"error": "the action's credential no longer exists"}, None, "tool"
-    context = await template_context(conn, execution_id)
-    tool = action["tool"]
-    name = str(action["action"] or "")
-    prefix, _, short = name.rpartition(".")
-    if prefix and prefix != tool:
-        return {"error": f"action {name!r} does not belong to a {tool} credential"}, None, tool
-    params = render(action["params"] or {}, context)
-    config = core.cipher.decrypt_json(action["config_encrypted"])
-    return context, ActionCall(action=short or name, params=params, config=config), tool
-
-
-async def template_context(conn: asyncpg.Connection, execution_id: int) -> dict[str, Any]:
-    """What action templates may use: event, execution, output, input, variables."""
-    row = await conn.fetchrow(
-        """SELECT x.id, x.status::text AS status, x.trigger::text AS trigger, x.input, x.output,
-                  x.condition, x.error, x.started_at, x.finished_at, x.owner_id,
-                  e.id AS event_id, e.name AS event_name, e.tags
-           FROM executions x JOIN events e ON e.id = x.event_id WHERE x.id = $1""",
-        execution_id,
-    )
-    if row is None:
-        return {}
-    plain = await conn.fetch(
-        "SELECT key, value FROM variables WHERE owner_id = $1 AND NOT secret", row["owner_id"]
-    )
-    return {
-        "event": {"id": row["event_id"], "name": row["event_name"], "tags": list(row["tags"])},
-        "execution": {
-            "id": row["id"],
-            "status": row["status"],
-            "trigger": row["trigger"],
-            "error": row["error"],
-            "condition": row["condition"],
-            "started_at": row["started_at"].isoformat() if row["started_at"] else None,
-            "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-        },
-        "output": row["output"],
-        "input": row["input"],
-        "variables": {r["key"]: r["value"] for r in plain},
-    }
+    return float(wait_s)
 
 
 async def _finish(

@@ -38,10 +38,12 @@ class ExecutorSet:
         *,
         warning: str | None = None,
         ssh: Runs | None = None,
+        tool: Runs | None = None,
     ) -> None:
         self.script = script
         self.http = http or HttpExecutor()
         self.ssh = ssh
+        self.tool = tool
         self.warning = warning
 
     @property
@@ -65,7 +67,11 @@ class ExecutorSet:
         if event_type == "http":
             return self.http
         if event_type == "tool":
-            raise ExecutorError("tool events are not supported by this version yet", permanent=True)
+            # In-process, like http, but it reads credentials: the node gives it its pool
+            # and cipher (ToolExecutor(core.db, core.cipher)).
+            if self.tool is None:
+                raise ExecutorError("this node has no tool executor", permanent=True)
+            return self.tool
         if job.server_id is not None:
             if self.ssh is None:
                 raise ExecutorError("this node has no SSH executor", permanent=True)

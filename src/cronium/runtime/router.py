@@ -31,12 +31,15 @@ from cronium.errors import (
 from cronium.runtime import store
 from cronium.runtime.socket import over_unix_socket
 from cronium.runtime.tokens import RuntimeCaller, resolve
-from cronium.tools.registry import run_tool_action
+from cronium.tools.execute import ActionRequest, RetryPolicy
+from cronium.tools.execute import execute as execute_tool
 
 router = APIRouter(prefix="/runtime/v1", tags=["runtime"])
 log = logging.getLogger("cronium.api")
 
 MAX_SMALL_BODY_BYTES = 64 * 1024
+# Scripts wait for their tool actions: retries fit well inside the SDKs' 300 s timeout.
+SCRIPT_TOOL_POLICY = RetryPolicy(max_attempts=4, budget_s=90.0, attempt_timeout_s=30.0)
 
 
 async def authenticate(request: Request, core: Core) -> RuntimeCaller:
@@ -207,10 +210,33 @@ async def tool_action(request: Request, core: Core, caller: RuntimeCaller, key: 
         raise ValidationFailed("params must be an object", details={"field": "params"})
     params = dict(params)
     credential_id = body.get("credential_id", params.pop("credential_id", None))
-    async with core.db.acquire() as conn:
-        config = await store.credential_config(conn, core, caller, body["tool"], credential_id)
-    result = await run_tool_action(body["tool"], body["action"], params, config)
-    return {"ok": True, "result": result}
+    if credential_id is not None and (
+        isinstance(credential_id, bool) or not isinstance(credential_id, int)
+    ):
+        raise ValidationFailed(
+            "credential_id must be an integer", details={"field": "credential_id"}
+        )
+    action = ActionRequest(
+        owner_id=caller.owner_id,
+        action=body["action"],
+        params=params,
+        credential_id=credential_id,
+        tool=body["tool"],
+        execution_id=caller.execution_id,
+    )
+    outcome = await execute_tool(core.db, core.cipher, action, SCRIPT_TOOL_POLICY)
+    if outcome.error is not None:
+        if outcome.error.reason == "credential_not_found" and credential_id is not None:
+            raise NotFound(outcome.error.message)
+        # Stable details (no timing): the reason code, the HTTP status, how many attempts.
+        outcome.error.details = {
+            **outcome.error.as_dict(),
+            "tool": outcome.tool,
+            "action": outcome.action,
+            "attempts": outcome.attempts,
+        }
+        raise outcome.error
+    return {"ok": True, "result": outcome.result}
 
 
 # -- the routes (main port; the socket too when the direct path does not take a request) -------

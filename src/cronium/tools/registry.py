@@ -2,45 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from types import ModuleType
 from typing import Any
 
-from cronium.tools import email, webhook
-from cronium.tools.base import ActionCall, ActionResult, ToolError
+from cronium.tools import discord, email, slack, teams, webhook
+from cronium.tools.base import Tool, ToolError
 
-TOOLS: dict[str, ModuleType] = {
-    "email": email,
-    "webhook": webhook,
+TOOLS: dict[str, Tool] = {
+    tool.kind: tool for tool in (slack.TOOL, discord.TOOL, teams.TOOL, email.TOOL, webhook.TOOL)
 }
 
 
-def runner(tool: str) -> Callable[[ActionCall], Awaitable[ActionResult]]:
-    module = TOOLS.get(tool)
-    if module is None:
+def get_tool(kind: str) -> Tool:
+    tool = TOOLS.get(kind)
+    if tool is None:
         raise ToolError(
-            f"tool {tool!r} is not supported (available: {', '.join(sorted(TOOLS))})",
+            f"tool {kind!r} is not supported (available: {', '.join(sorted(TOOLS))})",
             permanent=True,
+            reason="unsupported",
         )
-    run: Callable[[ActionCall], Awaitable[ActionResult]] = module.run
-    return run
+    return tool
 
 
-def catalogue() -> dict[str, dict[str, Any]]:
-    return {name: module.actions for name, module in TOOLS.items()}
+def split_action(tool: str, action: str) -> str:
+    """`slack.send_message` or `send_message` → `send_message`, checked against the tool."""
+    prefix, _, short = action.rpartition(".")
+    if prefix and prefix != tool:
+        raise ToolError(
+            f"action {action!r} does not belong to a {tool} credential",
+            permanent=True,
+            reason="bad_action",
+        )
+    if short not in get_tool(tool).actions:
+        known = ", ".join(sorted(get_tool(tool).actions))
+        raise ToolError(
+            f"{tool} has no action {short!r} (available: {known})",
+            permanent=True,
+            reason="bad_action",
+        )
+    return short
 
 
-async def run_tool_action(
-    tool: str, action: str, params: dict[str, Any], config: dict[str, Any]
-) -> Any:
-    """Run one action now (scripts' execute_tool_action); permanent errors become 422."""
-    from cronium.errors import ValidationFailed
+def describe(tool: Tool) -> dict[str, Any]:
+    """A tool as GET /tools shows it: JSON Schemas of its credential and of each action."""
+    return {
+        "tool": tool.kind,
+        "title": tool.title,
+        "description": tool.description,
+        "credential_schema": tool.config.model_json_schema(by_alias=True),
+        "secret_fields": sorted(tool.secret_keys()),
+        "actions": [
+            {
+                "name": name,
+                "qualified_name": f"{tool.kind}.{name}",
+                "params_schema": model.model_json_schema(by_alias=True),
+            }
+            for name, model in tool.actions.items()
+        ],
+    }
 
-    short = action.rpartition(".")[2]
-    try:
-        result = await runner(tool)(ActionCall(action=short, params=params, config=config))
-    except ToolError as exc:
-        if exc.permanent:
-            raise ValidationFailed(exc.message) from None
-        raise
-    return result.detail
+
+def catalogue() -> list[dict[str, Any]]:
+    return [describe(tool) for tool in TOOLS.values()]
