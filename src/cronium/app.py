@@ -10,13 +10,16 @@ from fastapi import APIRouter, FastAPI
 from cronium import __version__
 from cronium.api.errors import install_error_handlers
 from cronium.api.routers import (
+    action_templates,
     auth,
+    credentials,
     events,
     executions,
     health,
     servers,
     stream,
     tokens,
+    tools,
     users,
     variables,
     webhooks,
@@ -61,6 +64,8 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
         api.include_router(module.router)
     api.include_router(workflows.runs_router)
     api.include_router(webhooks.router)
+    for module in (credentials, tools, action_templates):
+        api.include_router(module.router)
     app.include_router(api)
     app.include_router(runtime_router.router)
     app.add_middleware(RuntimeOnlyOverSocket)

@@ -8,7 +8,9 @@ when the persona is `user`); routes without an object id have scope `any`. The r
 * /users: admins only (403 for everyone else);
 * /auth/me, /auth/logout, /tokens: every signed-in persona, on their own things; another
   user's token is a 404 even for admins (tokens are personal);
-* events, servers, variables, executions, workflows, workflow runs: viewers read everything and write nothing (403); users see
+* /tools: every signed-in persona;
+* events, servers, variables, executions, workflows, workflow runs, credentials, action
+  templates: viewers read everything and write nothing (403); users see
   and change only their own objects (a foreign id answers 404, never 403); admins do all.
 
 A route the matrix does not know fails loudly: add it to BODIES (and, for a new kind of
@@ -50,6 +52,9 @@ FAMILIES = {
     "executions": "owned",
     "workflows": "owned",
     "workflow-runs": "owned",
+    "credentials": "owned",
+    "action-templates": "owned",
+    "tools": "self",
 }
 # Path parameter -> the table its id points into.
 PARAMS = {
@@ -61,6 +66,8 @@ PARAMS = {
     "execution_id": "executions",
     "workflow_id": "workflows",
     "run_id": "workflow_runs",
+    "credential_id": "tool_credentials",
+    "template_id": "action_templates",
 }
 # Refused writes must leave these tables as they were.
 TABLES = (
@@ -72,7 +79,11 @@ TABLES = (
     "executions",
     "workflows",
     "workflow_runs",
+    "tool_credentials",
+    "action_templates",
 )
+# Owned families whose table is not named after their path segment.
+SEGMENT_TABLES = {"credentials": "tool_credentials"}
 # How to create one object of each owned kind (as `user`, then re-owned by SQL).
 SEEDS: dict[str, dict[str, Any]] = {
     "events": {"name": "seed", "language": "bash", "content": "echo hi", "env": {"K": SECRET}},
@@ -86,6 +97,18 @@ SEEDS: dict[str, dict[str, Any]] = {
         "auth": {"type": "password", "password": SECRET},
     },
     "variables": {"key": "SEED", "value": SECRET, "secret": True},
+    # Loopback, nothing listening: a credential test fails at once (and answers 200).
+    "credentials": {
+        "name": "seed",
+        "tool": "webhook",
+        "config": {"url": "http://127.0.0.1:1/hook", "headers": {"Authorization": SECRET}},
+    },
+    "action-templates": {
+        "name": "seed",
+        "tool": "slack",
+        "action": "send_message",
+        "params": {"text": "{{ event.name }}"},
+    },
 }
 NONE: dict[str, Any] = {}  # a request without a body
 # A valid body for every route, so that a 422 never hides an authorization answer.
@@ -132,6 +155,18 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/workflows/{workflow_id}/runs"): NONE,
     ("GET", "/workflow-runs/{run_id}"): NONE,
     ("POST", "/workflow-runs/{run_id}/cancel"): NONE,
+    ("GET", "/tools"): NONE,
+    ("GET", "/credentials"): NONE,
+    ("POST", "/credentials"): {**SEEDS["credentials"], "name": "matrix"},
+    ("GET", "/credentials/{credential_id}"): NONE,
+    ("PATCH", "/credentials/{credential_id}"): {"name": "changed"},
+    ("DELETE", "/credentials/{credential_id}"): NONE,
+    ("POST", "/credentials/{credential_id}/test"): NONE,
+    ("GET", "/action-templates"): NONE,
+    ("POST", "/action-templates"): {**SEEDS["action-templates"], "name": "matrix"},
+    ("GET", "/action-templates/{template_id}"): NONE,
+    ("PATCH", "/action-templates/{template_id}"): {"description": "changed"},
+    ("DELETE", "/action-templates/{template_id}"): NONE,
 }
 
 
@@ -253,7 +288,8 @@ async def seed_owned(segment: str, api: dict[str, Api], core: Core, owner: str) 
         resp = await api["user"].post(f"/{segment}", json=SEEDS[segment])
         assert resp.status_code == 201, resp.text
         object_id = int(resp.json()["id"])
-    statement = f"UPDATE {segment.replace('-', '_')} SET owner_id = :owner WHERE id = :id"
+    table = SEGMENT_TABLES.get(segment, segment.replace("-", "_"))
+    statement = f"UPDATE {table} SET owner_id = :owner WHERE id = :id"
     await sql(core, statement, owner=IDS[owner], id=object_id)
     return object_id
 
