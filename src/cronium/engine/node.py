@@ -110,6 +110,7 @@ class Node:
                     await self.worker.drain(self.core.settings.kill_grace_s)
         finally:
             self.ready.clear()
+            await self.executors.release()
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -9,6 +9,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import logging
 import os
 import shutil
 import signal
@@ -22,8 +23,12 @@ from pathlib import Path
 
 from cronium.db.models import LogStream
 from cronium.executors.base import Executor, ExecutorError, JobSpec, LineSink, job_marker_prefix
+from cronium.executors.warm_python import ForkedProcess, WarmPython
+from cronium.executors.warm_python import available as warm_python_available
 from cronium.logs.capture import LineSplitter
 from cronium.sdk import SDK_DIR, preload_env
+
+log = logging.getLogger("cronium.executors")
 
 _SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
 _READ_CHUNK = 64 * 1024
@@ -74,6 +79,10 @@ def _real_program(found: str, print_own_path: str) -> str:
     return answer if answer and os.access(answer, os.X_OK) else found
 
 
+def _sdk_env() -> dict[str, str]:
+    return preload_env(str(SDK_DIR))
+
+
 def base_env(workdir: Path) -> dict[str, str]:
     """A clean environment: nothing of Cronium's own (no DATABASE_URL, no keys) leaks in."""
     return {
@@ -88,7 +97,7 @@ def base_env(workdir: Path) -> dict[str, str]:
 
 @dataclass
 class LocalHandle:
-    process: asyncio.subprocess.Process
+    process: asyncio.subprocess.Process | ForkedProcess
     workdir: Path
     job_marker: str
     pgid: int
@@ -97,6 +106,27 @@ class LocalHandle:
 
 class LocalExecutor(Executor[LocalHandle]):
     mode = "local"
+
+    def __init__(self, *, warm_python: bool = True) -> None:
+        # Python jobs fork from a warm interpreter (see warm_python.py) unless told not to.
+        self._warm_python = warm_python and warm_python_available()
+        self._warm: WarmPython | None = None
+
+    def _warm_for(self, command: list[str]) -> WarmPython | None:
+        if not self._warm_python:
+            return None
+        if self._warm is None or self._warm.command != command:
+            start_env = {**base_env(Path(tempfile.gettempdir())), **_sdk_env()}
+            self._warm = WarmPython(command, start_env)
+        return self._warm
+
+    async def release(self) -> None:
+        """Stop the warm interpreter (it starts again on the next Python job)."""
+        if self._warm is not None:
+            await self._warm.aclose()
+
+    async def aclose(self) -> None:
+        await self.release()
 
     async def start(self, spec: JobSpec) -> LocalHandle:
         if spec.language is None:
@@ -118,6 +148,13 @@ class LocalExecutor(Executor[LocalHandle]):
             **spec.runtime_env,
             "CRONIUM_JOB_MARKER": marker,
         }
+        warm = self._warm_for(command) if spec.language == "python" else None
+        if warm is not None and warm.suits(env):
+            try:
+                forked = await warm.start(script, workdir, env)
+                return LocalHandle(forked, workdir, marker, pgid=forked.pid)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                log.warning("warm Python not available (%s): starting a new interpreter", exc)
         try:
             process = await asyncio.create_subprocess_exec(
                 *command,
@@ -167,6 +204,8 @@ class LocalExecutor(Executor[LocalHandle]):
                 handle.process.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(handle.process.wait(), timeout=5)
+        if isinstance(handle.process, ForkedProcess):
+            handle.process.close()
         await asyncio.to_thread(shutil.rmtree, handle.workdir, True)
 
 

@@ -58,6 +58,13 @@ class ExecutorSet:
                 with contextlib.suppress(Exception):
                     await close()
 
+    async def release(self) -> None:
+        """Give back what the executors keep warm between jobs; they can still be used."""
+        release = getattr(self.script, "release", None)
+        if release is not None:
+            with contextlib.suppress(Exception):
+                await release()
+
     def mode_for(self, job: ClaimedJob) -> str:
         if job.server_id is not None:
             return "ssh"
