@@ -169,7 +169,10 @@ class Worker:
         self, running: RunningJob, loaded: LoadedJob, writer: JobLogWriter
     ) -> tuple[JobResult, bool]:
         job = running.job
-        executor = self.executors.for_job(job, loaded.event_type)
+        try:
+            executor = self.executors.for_job(job, loaded.event_type)
+        except ExecutorError as exc:  # no executor for this kind of job: fail it, now
+            return JobResult(JobStatus.failed, error=exc.message), exc.permanent
         await writer.write(
             LogStream.system,
             f"attempt {job.attempt}/{job.max_attempts} on {self.core.node_id} "
