@@ -191,6 +191,12 @@ def api(client: httpx.AsyncClient, personas: dict[str, Persona]) -> dict[str, Ap
 
 
 @pytest.fixture
+def user(api: dict[str, Api]) -> Api:
+    """The `user` persona's API: the one most tests act as."""
+    return api["user"]
+
+
+@pytest.fixture
 async def runtime_server(settings: Settings, core: Core) -> AsyncIterator[uvicorn.Server]:
     """The app served on the Runtime API socket, as a worker node serves it."""
     app = create_app(settings, core=core)

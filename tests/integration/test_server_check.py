@@ -22,7 +22,7 @@ from cronium.executors.registry import local_only
 from cronium.executors.ssh_connect import SshError
 from cronium.services.server_check import check_due_servers, parse_probe
 from tests.conftest import Api
-from tests.support.sshd import SshHost, ssh_user, sshd_factory
+from tests.support.sshd import SshHost, add_server, ssh_user, sshd_factory
 
 __all__ = ["ssh_user", "sshd_factory"]
 
@@ -34,30 +34,6 @@ CONNECT_TIMEOUT_S = 3.0
 def settings(settings: Settings) -> Settings:
     """A short connect timeout, so that a silent host fails the check quickly."""
     return settings.model_copy(update={"ssh_connect_timeout_s": CONNECT_TIMEOUT_S})
-
-
-@pytest.fixture
-def user(api: dict[str, Api]) -> Api:
-    return api["user"]
-
-
-async def add_server(user: Api, host: SshHost, *, password: bool = False, **extra: object) -> int:
-    auth: dict[str, object] = (
-        {"type": "password", "password": host.user.password}
-        if password
-        else {"type": "key", "private_key": host.user.private_key}
-    )
-    body = {
-        "name": host.name,
-        "host": "127.0.0.1",
-        "port": host.port,
-        "username": host.user.name,
-        "auth": auth,
-        **extra,
-    }
-    resp = await user.post("/servers", json=body)
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
 
 
 async def check(api: Api, server_id: int) -> dict[str, Any]:

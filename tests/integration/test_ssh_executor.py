@@ -14,7 +14,6 @@ from tests.support.sshd import (
     SshHost,
     SshUser,
     add_server,
-    remote_leftovers,
     ssh_event,
     ssh_user,
     sshd_factory,
@@ -23,11 +22,6 @@ from tests.support.sshd import (
 __all__ = ["ssh_user", "sshd_factory"]
 
 HostFactory = Callable[..., SshHost]
-
-
-@pytest.fixture
-def user(api: dict[str, Api]) -> Api:
-    return api["user"]
 
 
 async def test_bash_runs_on_a_server_and_pins_its_key(
@@ -47,7 +41,7 @@ async def test_bash_runs_on_a_server_and_pins_its_key(
     server = (await user.get(f"/servers/{server_id}")).json()
     assert server["host_key_fingerprint"] == host.fingerprint
     assert body["jobs"][0]["target"] == "alpha"
-    assert remote_leftovers("cronium-job-") == []
+    assert await host.wait_clean() == []
 
 
 async def test_exit_code_is_kept(user: Api, node: object, sshd_factory: HostFactory) -> None:
@@ -133,9 +127,7 @@ async def test_timeout_kills_the_remote_process_group(
     execution_id = await run(user, event_id)
     body = await wait_for_status(user, execution_id, timeout_s=30)
     assert body["status"] == "timed_out"
-    await asyncio.sleep(0.5)
-    assert remote_leftovers("sleep 30") == []
-    assert remote_leftovers("cronium-job-") == []
+    assert await host.wait_clean() == []  # both sleeps ran in the job dir: gone too
 
 
 async def test_cancel_stops_the_remote_job(
@@ -153,8 +145,7 @@ async def test_cancel_stops_the_remote_job(
     assert resp.status_code in (200, 202), resp.text
     body = await wait_for_status(user, execution_id, timeout_s=30)
     assert body["status"] == "cancelled"
-    await asyncio.sleep(0.5)
-    assert remote_leftovers("sleep 302") == []
+    assert await host.wait_clean() == []
 
 
 async def test_env_file_quoting_survives_odd_values(

@@ -15,7 +15,6 @@ from tests.support.runs import create_event, log_lines, run
 from tests.support.sshd import (
     SshHost,
     add_server,
-    remote_leftovers,
     restricted_path,
     ssh_event,
     ssh_user,
@@ -25,11 +24,6 @@ from tests.support.sshd import (
 __all__ = ["ssh_user", "sshd_factory"]
 
 HostFactory = Callable[..., SshHost]
-
-
-@pytest.fixture
-def user(api: dict[str, Api]) -> Api:
-    return api["user"]
 
 
 async def failed_job(user: Api, event_id: int) -> dict[str, object]:
@@ -124,14 +118,8 @@ async def test_right_fingerprint_given_up_front(
 
 
 async def test_interpreter_missing(user: Api, node: object, sshd_factory: HostFactory) -> None:
-    host = sshd_factory("bare")
-    bin_dir = restricted_path(
-        host.directory, ["sh", "bash", "mktemp", "setsid", "rm", "dirname", "cat"]
-    )
-    host.kill()
-    with host.config.open("a") as config:
-        config.write(f"SetEnv PATH={bin_dir}\n")
-    host.start()
+    bin_dir = restricted_path(["sh", "bash", "mktemp", "mkdir", "setsid", "rm", "dirname", "cat"])
+    host = sshd_factory("bare", session_path=str(bin_dir))
     server_id = await add_server(user, host)
     job = await failed_job(
         user, await ssh_event(user, [server_id], "print(1)", language="python", retries=2)
@@ -151,17 +139,12 @@ async def test_killed_sshd_mid_run_ends_the_job_and_the_remote_script(
         if ("stdout", "up") in await log_lines(user, execution_id):
             break
         await asyncio.sleep(0.05)
-    assert remote_leftovers("sleep 303")
+    assert host.leftovers()  # the script runs in its job dir on the host
     host.kill()
     body = await wait_for_status(user, execution_id, timeout_s=15)
     assert body["status"] == "failed"
     assert "lost" in str(body["jobs"][0]["error"])  # type: ignore[index]
-    for _ in range(50):
-        if not remote_leftovers("sleep 303"):
-            break
-        await asyncio.sleep(0.1)
-    assert remote_leftovers("sleep 303") == []
-    assert remote_leftovers("cronium-job-") == []
+    assert await host.wait_clean() == []
 
 
 async def test_breaker_backs_off_a_failing_host(
@@ -223,11 +206,8 @@ cronium.output({"ok": True})
     await asyncio.sleep(1)  # a second firing would have been enqueued by now
     follow_ups = (await user.get("/executions", params={"event_id": follow_up})).json()
     assert follow_ups["total"] == 1  # the action fired once for the execution, not per job
-    for _ in range(50):
-        if not remote_leftovers("cronium-job-"):
-            break
-        await asyncio.sleep(0.1)
-    assert remote_leftovers("cronium-job-") == []
+    for host in hosts:
+        assert await host.wait_clean() == []
 
 
 async def test_per_host_cap_serialises_jobs(
@@ -278,8 +258,4 @@ async def test_a_silent_server_ends_the_job_within_the_keepalive_bound(
     assert body["status"] == "failed"
     assert "lost" in str(body["jobs"][0]["error"])  # type: ignore[index]
     assert elapsed_s < 15  # far below the 120 s timeout: the keepalive noticed
-    for _ in range(50):
-        if not remote_leftovers("sleep 305"):
-            break
-        await asyncio.sleep(0.1)
-    assert remote_leftovers("sleep 305") == []
+    assert await host.wait_clean() == []

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from cronium.core import Core
 from cronium.engine.node import Node
 from cronium.executors.registry import local_only
@@ -18,11 +16,6 @@ from tests.integration.test_recovery import start_worker_node, wait_running_else
 from tests.support.runs import create_event
 
 FINAL = ("succeeded", "failed", "timed_out", "cancelled", "partial")
-
-
-@pytest.fixture
-def user(api: dict[str, Api]) -> Api:
-    return api["user"]
 
 
 async def py_event(user: Api, name: str, code: str, **fields: object) -> int:

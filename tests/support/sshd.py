@@ -125,6 +125,23 @@ class SshHost:
             self.process.stderr.close()
         self.process = None
 
+    @property
+    def tmp(self) -> Path:
+        return self.directory / "tmp"
+
+    def leftovers(self) -> list[str]:
+        """What this host's jobs left: job dirs in its TMPDIR, processes running in them."""
+        return [*(p.name for p in self.tmp.iterdir()), *remote_leftovers(str(self.tmp))]
+
+    async def wait_clean(self, timeout_s: float = 5.0) -> list[str]:
+        """The leftovers once they are gone, or what is still there after `timeout_s`."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout_s
+        while (left := self.leftovers()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return left
+
     def freeze(self) -> list[int]:
         """SIGSTOP the server's session processes: connections stay open, nothing answers."""
         if self.process is None:
@@ -221,10 +238,16 @@ def ssh_user() -> Iterator[SshUser]:
 
 
 def start_sshd(
-    user: SshUser, name: str, extra_keys: list[str] | None = None, extra_config: str = ""
+    user: SshUser, name: str, extra_keys: list[str] | None = None, session_path: str = ""
 ) -> SshHost:
+    """A started sshd; `session_path` replaces PATH in its sessions (a host missing tools)."""
+    extra_config = f" PATH={session_path}" if session_path else ""
     directory = Path(tempfile.mkdtemp(prefix="cronium-sshd-"))
     directory.chmod(0o755)
+    # Each host's sessions get their own TMPDIR, so its job dirs (mktemp -d) and processes
+    # can be told apart from other tests' hosts running at the same time.
+    (directory / "tmp").mkdir()
+    (directory / "tmp").chmod(0o1777)
     _keygen(directory / "host_ed25519")
     public, fp = _host_key(directory)
     port = _free_port()
@@ -247,7 +270,7 @@ X11Forwarding no
 Subsystem sftp internal-sftp
 MaxStartups 200:30:400
 LogLevel ERROR
-{extra_config}
+SetEnv TMPDIR={directory}/tmp{extra_config}
 """
     )
     host = SshHost(
@@ -263,9 +286,9 @@ def sshd_factory(ssh_user: SshUser) -> Iterator[object]:
     started: list[SshHost] = []
 
     def factory(
-        name: str = "host", extra_keys: list[str] | None = None, extra_config: str = ""
+        name: str = "host", extra_keys: list[str] | None = None, session_path: str = ""
     ) -> SshHost:
-        host = start_sshd(ssh_user, name, extra_keys, extra_config)
+        host = start_sshd(ssh_user, name, extra_keys, session_path)
         started.append(host)
         return host
 
@@ -275,10 +298,10 @@ def sshd_factory(ssh_user: SshUser) -> Iterator[object]:
         shutil.rmtree(host.directory, ignore_errors=True)
 
 
-def restricted_path(directory: Path, commands: list[str]) -> Path:
+def restricted_path(commands: list[str]) -> Path:
     """A bin dir holding only `commands` (symlinks): a host where the others are missing."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir(mode=0o755, exist_ok=True)
+    bin_dir = Path(tempfile.mkdtemp(prefix="cronium-bin-"))
+    bin_dir.chmod(0o755)
     for command in commands:
         found = shutil.which(command)
         if found:
@@ -299,7 +322,11 @@ def remote_leftovers(marker: str) -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if marker in cmdline:
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            cwd = ""
+        if marker in cmdline or marker in cwd:
             found.append(f"pid {entry.name}: {cmdline}")
     return found
 

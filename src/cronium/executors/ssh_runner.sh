@@ -25,7 +25,10 @@ job=$!
   kill -KILL -"$job" 2>/dev/null
 ) <&3 >/dev/null 2>&1 &
 watch=$!
-exec 3<&-
+# From here the runner itself writes nothing to the session: once the connection is gone,
+# a message from `wait` (dash reports killed jobs) would be a write to a dead pipe, and its
+# SIGPIPE would end the runner before it removes the job dir.
+exec 3<&- >/dev/null 2>&1
 wait "$job"
 code=$?
 kill -KILL -"$job" 2>/dev/null
