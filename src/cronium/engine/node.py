@@ -27,6 +27,7 @@ from cronium.engine.worker import Worker
 from cronium.executors.container import ContainerExecutor, remove_node_containers, remove_orphans
 from cronium.executors.registry import ExecutorSet
 from cronium.executors.ssh import SshExecutor
+from cronium.executors.tool import ToolExecutor
 from cronium.services.server_check import health_check_loop
 
 log = logging.getLogger("cronium.node")
@@ -46,6 +47,8 @@ class Node:
             executors.ssh = SshExecutor(
                 core.ssh, command_timeout_s=core.settings.ssh_command_timeout_s
             )
+        if executors.tool is None:
+            executors.tool = ToolExecutor(core.db, core.cipher)
         self.stop_event = asyncio.Event()
         self.ready = asyncio.Event()
         self.worker = Worker(core, core.hub, executors) if "worker" in roles else None
