@@ -1,5 +1,6 @@
-"""Tool actions inside runs: a tool event end to end (ToolExecutor), a conditional Slack
-action that fires exactly once through the outbox, and a permanent failure recorded."""
+"""Tool actions inside runs on a regular node: a tool event end to end (the node's
+ToolExecutor), a conditional Slack action that fires exactly once through the outbox,
+and a permanent failure recorded."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from cronium.core import Core
 from cronium.engine.node import Node
-from cronium.executors.local import LocalExecutor
-from cronium.executors.registry import ExecutorSet
-from cronium.executors.tool import ToolExecutor
 from tests.conftest import Api, wait_for_status
 from tests.support.tool_receivers import Answer, HttpReceiver, http_receiver
 
@@ -23,18 +20,6 @@ from tests.support.tool_receivers import Answer, HttpReceiver, http_receiver
 async def hook() -> AsyncIterator[HttpReceiver]:
     async with http_receiver() as receiver:
         yield receiver
-
-
-@pytest.fixture
-async def tool_node(core: Core, runtime_server: uvicorn.Server) -> AsyncIterator[Node]:
-    """A node whose executors include the tool executor."""
-    executors = ExecutorSet(LocalExecutor(), tool=ToolExecutor(core.db, core.cipher))
-    running = Node(core, frozenset({"api", "scheduler", "worker"}), executors)
-    task = asyncio.create_task(running.run())
-    await asyncio.wait_for(running.ready.wait(), timeout=10)
-    yield running
-    running.stop()
-    await asyncio.wait_for(task, timeout=30)
 
 
 async def credential(api: Api, tool: str, config: dict[str, Any]) -> int:
@@ -55,7 +40,7 @@ async def run(api: Api, event_id: int, body: dict[str, Any] | None = None) -> di
 
 
 async def test_a_tool_event_runs_end_to_end_with_a_retry(
-    api: dict[str, Api], tool_node: Node, hook: HttpReceiver
+    api: dict[str, Api], node: Node, hook: HttpReceiver
 ) -> None:
     hook.queued = [Answer(429, {"error": "rate limited"}, {"Retry-After": "0.2"})]
     cred = await credential(api["user"], "discord", {"webhook_url": f"{hook.url}/d"})
@@ -93,7 +78,7 @@ async def test_a_tool_event_runs_end_to_end_with_a_retry(
 
 
 async def test_a_tool_event_with_a_4xx_fails_once_with_the_reason(
-    api: dict[str, Api], tool_node: Node, hook: HttpReceiver
+    api: dict[str, Api], node: Node, hook: HttpReceiver
 ) -> None:
     hook.queued = [Answer(400, {"error": "invalid_payload"})]
     cred = await credential(api["user"], "slack", {"webhook_url": f"{hook.url}/s"})
@@ -113,7 +98,7 @@ async def test_a_tool_event_with_a_4xx_fails_once_with_the_reason(
 
 
 async def test_a_sandbox_escape_in_a_tool_event_fails_the_run(
-    api: dict[str, Api], tool_node: Node, hook: HttpReceiver
+    api: dict[str, Api], node: Node, hook: HttpReceiver
 ) -> None:
     cred = await credential(api["user"], "slack", {"webhook_url": f"{hook.url}/s"})
     resp = await api["user"].post(
@@ -137,7 +122,7 @@ async def test_a_sandbox_escape_in_a_tool_event_fails_the_run(
 
 
 async def test_a_conditional_slack_action_fires_exactly_once(
-    api: dict[str, Api], core: Core, tool_node: Node, hook: HttpReceiver
+    api: dict[str, Api], core: Core, node: Node, hook: HttpReceiver
 ) -> None:
     hook.queued = [Answer(503, {"busy": True}, {"Retry-After": "0"})]
     cred = await credential(api["user"], "slack", {"webhook_url": f"{hook.url}/s"})
@@ -188,7 +173,7 @@ async def test_a_conditional_slack_action_fires_exactly_once(
 
 
 async def test_a_delivery_that_is_refused_is_recorded_as_failed(
-    api: dict[str, Api], core: Core, tool_node: Node, hook: HttpReceiver
+    api: dict[str, Api], core: Core, node: Node, hook: HttpReceiver
 ) -> None:
     hook.queued = [Answer(404, {"error": "no_service"})]
     cred = await credential(api["user"], "slack", {"webhook_url": f"{hook.url}/s"})
