@@ -64,8 +64,11 @@ def cron_for(index: int, count: int) -> str:
 
 
 async def create_schedules(
-    conn: asyncpg.Connection, owner: int, count: int, first: datetime
+    conn: asyncpg.Connection, owner: int, count: int, first: datetime, spread: str = "second"
 ) -> None:
+    if spread == "even":
+        await create_even_schedules(conn, owner, count, first)
+        return
     rows = []
     for i in range(count):
         cron = cron_for(i, count)
@@ -76,6 +79,25 @@ async def create_schedules(
             """INSERT INTO events (owner_id, name, type, language, content, status,
                                    schedule_kind, cron, timezone, next_fire_at)
                VALUES ($1, $2, 'script', 'bash', $3, 'active', 'cron', $4, 'UTC', $5)""",
+            rows,
+        )
+
+
+async def create_even_schedules(
+    conn: asyncpg.Connection, owner: int, count: int, first: datetime
+) -> None:
+    """Every event once a minute (interval 60 s), starts spread evenly: one fire every
+    60/count seconds instead of count/60 fires at each whole second."""
+    rows = []
+    for i in range(count):
+        start = first + timedelta(seconds=60 * i / count)
+        rows.append((owner, f"lag-{i:04d}", CONTENT, start))
+    async with conn.transaction():
+        await conn.executemany(
+            """INSERT INTO events (owner_id, name, type, language, content, status,
+                                   schedule_kind, interval_seconds, start_at, timezone,
+                                   next_fire_at)
+               VALUES ($1, $2, 'script', 'bash', $3, 'active', 'interval', 60, $4, 'UTC', $4)""",
             rows,
         )
 
@@ -149,7 +171,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         async with core.db.acquire() as conn:
             owner = await create_user(conn)
             first = datetime.now(UTC) + timedelta(seconds=args.lead)
-            await create_schedules(conn, owner, args.schedules, first)
+            await create_schedules(conn, owner, args.schedules, first, args.spread)
         say(f"{args.schedules} schedules active; first fires from {first:%H:%M:%S}")
         async with running_node(core, ("scheduler", "worker")):
             db_meter = await DbCpuMeter(name).start()
@@ -178,6 +200,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "schedule_lag",
         "schedules": args.schedules,
+        "spread": args.spread,
         "fires_per_s": rounded(args.schedules / 60, 1),
         "worker_concurrency": args.concurrency,
         "run_s": args.seconds,
@@ -211,6 +234,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=70.0, help="how long the node runs")
     parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument(
+        "--spread",
+        choices=("second", "even"),
+        default="second",
+        help="second: the fires of each second at once (cron); even: one every 60 ms",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="CRONIUM_WORKER_CONCURRENCY")
     parser.add_argument("--warmup", type=float, default=5.0, help="first seconds not counted")
     parser.add_argument("--lead", type=float, default=3.0, help="first fire after setup + lead")

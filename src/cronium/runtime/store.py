@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from cronium.core import Core
-from cronium.errors import NotFound, ValidationFailed
+from cronium.errors import ValidationFailed
 from cronium.runtime.tokens import RuntimeCaller
 
 VARIABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$")
@@ -188,40 +188,3 @@ async def append_variable(
         current.append(value)
         await _write(conn, core, caller.owner_id, key, current, secret)
         return len(current)
-
-
-async def credential_config(
-    conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, tool: str, credential_id: Any
-) -> dict[str, Any]:
-    """The owner's credential for `tool`: the one named by id, else the only one of that tool."""
-    if credential_id is not None:
-        if isinstance(credential_id, bool) or not isinstance(credential_id, int):
-            raise ValidationFailed(
-                "credential_id must be an integer", details={"field": "credential_id"}
-            )
-        rows = await conn.fetch(
-            """SELECT id, tool::text AS tool, config_encrypted FROM tool_credentials
-               WHERE id = $1 AND owner_id = $2""",
-            credential_id,
-            caller.owner_id,
-        )
-        if not rows:
-            raise NotFound(f"credential {credential_id} not found")
-        if rows[0]["tool"] != tool:
-            raise ValidationFailed(
-                f"credential {credential_id} is a {rows[0]['tool']} credential, not {tool}"
-            )
-    else:
-        rows = await conn.fetch(
-            """SELECT id, tool::text AS tool, config_encrypted FROM tool_credentials
-               WHERE owner_id = $1 AND tool::text = $2 ORDER BY id""",
-            caller.owner_id,
-            tool,
-        )
-        if not rows:
-            raise ValidationFailed(f"no {tool} credential: add one, or pass credential_id")
-        if len(rows) > 1:
-            ids = ", ".join(str(r["id"]) for r in rows)
-            raise ValidationFailed(f"several {tool} credentials ({ids}): pass credential_id")
-    config: dict[str, Any] = core.cipher.decrypt_json(rows[0]["config_encrypted"])
-    return config
