@@ -16,6 +16,7 @@ from cronium.api.routers import (
     events,
     executions,
     health,
+    metrics,
     servers,
     stream,
     tokens,
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
         app.state.core = core
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, users, tokens, events, executions, stream, servers, variables, workflows):
         api.include_router(module.router)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from cronium import metrics
 from cronium.core import Core
 from cronium.engine import actions, queue
 from cronium.engine.runner import concurrency_limit
@@ -28,6 +29,7 @@ async def recover_once(
     async with core.db.acquire() as conn, conn.transaction():
         recovered = await queue.recover_expired(conn)
         for job in recovered:
+            metrics.LEASE_EXPIRIES.labels(job.status.value).inc()
             log.warning(
                 "job %s of execution %s: lease of %s expired, %s",
                 job.id,
@@ -41,6 +43,7 @@ async def recover_once(
             if job.status.value == "queued":
                 continue
             finished = await queue.settle_execution(conn, job.execution_id)
+            metrics.run_settled(finished)
             if finished is not None and finished.has_actions:
                 await actions.on_settled(conn, finished)
             settled_events.add(job.event_id)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from cronium import metrics
 from cronium.core import Core
 from cronium.db.models import (
     EventStatus,
@@ -295,6 +296,9 @@ async def _record(
             for _e, fire_time, outcome, _x in fires
         ],
     )
+    for _e, fire_time, outcome, _x in fires:
+        if outcome is FireOutcome.fired:
+            metrics.SCHEDULE_LAG.observe(max((now - fire_time).total_seconds(), 0.0))
 
 
 async def _pause_unschedulable(conn: asyncpg.Connection, reasons: dict[int, str]) -> None:

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from cronium import metrics
 from cronium.core import Core
 from cronium.db.models import JobStatus, LogStream
 from cronium.engine import actions, queue
@@ -49,6 +50,7 @@ class Worker:
         self.wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._accepting = True
+        metrics.WORKER_SLOTS.set(self.concurrency)
 
     # -- loops -------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Worker:
         if job.cancel_requested:
             running.cancel.set()
         self.running[job.id] = running
+        metrics.WORKER_SLOTS_BUSY.inc()
         running.task = asyncio.create_task(self._run(running), name=f"job-{job.id}")
 
     async def _run(self, running: RunningJob) -> None:
@@ -124,6 +127,7 @@ class Worker:
         finally:
             self.core.runtime_callers.evict_job(job.id)
             self.running.pop(job.id, None)
+            metrics.WORKER_SLOTS_BUSY.dec()
             self._slot_freed.set()
             log.info(
                 "job %s of execution %s done in %.0f ms",
@@ -135,6 +139,7 @@ class Worker:
 
     async def _execute(self, running: RunningJob) -> None:
         job = running.job
+        started, mode = time.monotonic(), "none"
         async with self.core.db.acquire() as conn:
             try:
                 mode = self.executors.mode_for(job)
@@ -164,6 +169,8 @@ class Worker:
         if running.lease_lost:
             return
         await asyncio.shield(self._conclude(job, result, permanent, writer, loaded))
+        executor = loaded.event_type if loaded and loaded.event_type in ("http", "tool") else mode
+        metrics.job_concluded(result.status.value, executor, time.monotonic() - started)
 
     async def _run_executor(
         self, running: RunningJob, loaded: LoadedJob, writer: JobLogWriter
@@ -214,6 +221,7 @@ class Worker:
                 await queue.admit(conn, job.event_id, loaded.concurrency_limit)
         self.hub.publish(job.execution_id)
         if finished is not None:
+            metrics.run_settled(finished)
             log.info(
                 "execution %s %s",
                 finished.id,

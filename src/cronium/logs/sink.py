@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from cronium import metrics
 from cronium.db.models import LogStream
 from cronium.engine import queue
 from cronium.logs.capture import Masker
@@ -129,6 +130,7 @@ class JobLogWriter:
                 return False
             self._retry_at = 0.0
             self.lines_written += len(batch)
+            metrics.logs_stored(batch)
             if self._on_flush is not None and last is not None:
                 self._on_flush(self.execution_id, last)
             return True

@@ -361,6 +361,12 @@ def direct_operation(method: str, path: str) -> tuple[Operation, str] | None:
     return None
 
 
+def runtime_endpoint(method: str, path: str) -> str:
+    """A bounded label for metrics: the operation's name, or "other"."""
+    found = direct_operation(method, path)
+    return found[0].__name__ if found is not None else "other"
+
+
 async def serve_directly(scope: Scope, receive: Receive, send: Send) -> bool:
     """Answer a Runtime API request without the app's router; False: not one it knows."""
     found = direct_operation(scope["method"], scope["path"])

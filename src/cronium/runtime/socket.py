@@ -15,6 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cronium import metrics
+
 SOCKET_PATH_MAX = 100
 
 
@@ -52,12 +54,20 @@ class RuntimeOnlyOverSocket:
     Runtime API's operations there directly (see router.serve_directly)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        from cronium.runtime.router import serve_directly  # the router imports this module
+        from cronium.runtime.router import runtime_endpoint, serve_directly  # imports us
 
         self.app = app
         self.serve_directly = serve_directly
+        self.runtime_endpoint = runtime_endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/runtime/"):
+            endpoint = self.runtime_endpoint(scope["method"], scope["path"])
+            await metrics.observe_runtime(self._serve, endpoint, scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         over_socket = scope["type"] in ("http", "websocket") and over_unix_socket(scope)
         if not over_socket:
             await self.app(scope, receive, send)
