@@ -27,11 +27,12 @@ from cronium.db.models import Role, User
 from cronium.db.session import asyncpg_dsn, create_engine, session_factory
 from cronium.errors import ConfigError
 from cronium.executors.ssh_connect import SshPool
-from cronium.logs.hub import LiveHub
+from cronium.logs.hub import LiveHub, ValkeyHub
 from cronium.runtime.tokens import CallerCache
 from cronium.security.crypto import Cipher, load_or_create_key
 from cronium.security.passwords import hash_password
-from cronium.services.ratelimit import MemoryRateLimiter, RateLimiter
+from cronium.services.ratelimit import MemoryRateLimiter, RateLimiter, ValkeyRateLimiter
+from cronium.services.valkey import ValkeyLink
 
 log = logging.getLogger("cronium.core")
 
@@ -48,7 +49,9 @@ class Core:
     pool: asyncpg.Pool | None = None
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     hub: LiveHub = field(default_factory=LiveHub)
+    # Node-local by nature (tokens of jobs on this node's socket): stays in memory.
     runtime_callers: CallerCache = field(default_factory=CallerCache)
+    valkey: ValkeyLink = field(default_factory=lambda: ValkeyLink(None))
     executor_mode: str | None = None
     executor_warning: str | None = None
     installation_id: str = (
@@ -82,7 +85,19 @@ class Core:
         assert self.pool is not None, "core opened without a pool"
         return self.pool
 
+    async def use_valkey(self) -> None:
+        """With VALKEY_URL: shared rate limits and pub/sub, in-process fallbacks when down."""
+        if not self.settings.valkey_url:
+            return
+        self.valkey = ValkeyLink(self.settings.valkey_url)
+        self.limiter = ValkeyRateLimiter(self.valkey)
+        self.hub = ValkeyHub(self.valkey, self.node_id)
+        await self.valkey.start()
+        await self.hub.start()
+
     async def close(self) -> None:
+        await self.hub.close()
+        await self.valkey.close()
         if self._ssh is not None:
             await self._ssh.aclose()
         if self.pool is not None:
@@ -131,6 +146,7 @@ async def open_core(settings: Settings, *, run_migrations: bool = True) -> Core:
         if run_migrations:
             await bootstrap_admin(core)
         core.installation_id = await _installation_id(pool)
+        await core.use_valkey()
         return core
     except BaseException:
         await engine.dispose()

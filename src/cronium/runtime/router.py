@@ -64,10 +64,10 @@ async def authenticate(request: Request, core: Core) -> RuntimeCaller:
         raise Unauthorized("execution token is invalid or its job has ended")
     limit = core.settings.runtime_rate_limit_per_s
     key = f"runtime:{caller.execution_id}"
-    wait = core.limiter.retry_after_s(key, limit=limit, window_s=1.0)
+    wait = await core.limiter.retry_after_s(key, limit=limit, window_s=1.0)
     if wait is not None:
         raise RateLimited(f"more than {limit} Runtime API calls per second", retry_after_s=wait)
-    core.limiter.hit(key, window_s=1.0)
+    await core.limiter.hit(key, window_s=1.0)
     return caller
 
 

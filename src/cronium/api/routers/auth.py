@@ -32,12 +32,12 @@ ACCOUNT_FAILURES_LIMIT, ACCOUNT_WINDOW_S = 10, 15 * 60
 CLIENT_ATTEMPTS_LIMIT, CLIENT_WINDOW_S = 30, 5 * 60
 
 
-def _check_login_limits(core: Core, email: str, addr: str | None) -> None:
+async def _check_login_limits(core: Core, email: str, addr: str | None) -> None:
     waits = [
-        core.limiter.retry_after_s(
+        await core.limiter.retry_after_s(
             f"login:account:{email}", limit=ACCOUNT_FAILURES_LIMIT, window_s=ACCOUNT_WINDOW_S
         ),
-        core.limiter.retry_after_s(
+        await core.limiter.retry_after_s(
             f"login:client:{addr}", limit=CLIENT_ATTEMPTS_LIMIT, window_s=CLIENT_WINDOW_S
         ),
     ]
@@ -68,11 +68,11 @@ async def login(
         raise ValidationFailed("email: must not contain NUL characters", details={"field": "email"})
     email = normalise_email(body.email)
     addr = client_addr(request)
-    _check_login_limits(core, email, addr)
-    # Count the attempt as a failure before the first await, so parallel guesses cannot
+    await _check_login_limits(core, email, addr)
+    # Count the attempt as a failure before the password check, so parallel guesses cannot
     # all pass the check above; a correct password clears the count again below.
-    core.limiter.hit(f"login:client:{addr}", window_s=CLIENT_WINDOW_S)
-    core.limiter.hit(f"login:account:{email}", window_s=ACCOUNT_WINDOW_S)
+    await core.limiter.hit(f"login:client:{addr}", window_s=CLIENT_WINDOW_S)
+    await core.limiter.hit(f"login:account:{email}", window_s=ACCOUNT_WINDOW_S)
     user = await find_user(db, email)
     # Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
     ok = await asyncio.to_thread(
@@ -81,7 +81,7 @@ async def login(
     if not ok or user is None or not user.is_active:
         await _audit_failure(core, email, addr, user)
         raise Unauthorized("wrong email or password")
-    core.limiter.reset(f"login:account:{email}")
+    await core.limiter.reset(f"login:account:{email}")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(body.password)
     user.last_login_at = datetime.now(UTC)

@@ -33,6 +33,14 @@ async def ready(core: CoreDep) -> JSONResponse:
         name: {"status": p.state, "reason": p.reason}
         for name, p in (("database", db), ("docker", docker), ("valkey", valkey))
     }
+    link = core.valkey
+    if link.url and link.url == core.settings.valkey_url:
+        # Keep what this node uses in step with what the probe just saw.
+        if valkey.state == "ok" and not link.usable:
+            link.kick()
+        elif valkey.state != "ok" and link.usable:
+            link.down(valkey.reason or "probe failed")
+    checks["valkey"]["in_use"] = "memory" if valkey.state != "ok" else link.backend
     mode = core.executor_mode
     checks["executor"] = {
         "status": "ok" if mode else "absent",

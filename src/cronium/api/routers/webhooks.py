@@ -55,10 +55,10 @@ class WebhookAccepted(BaseModel):
 async def trigger(key: WebhookKey, request: Request, core: CoreDep, db: DbDep) -> WebhookAccepted:
     """Start the event or workflow whose webhook key this is, with the JSON body as input."""
     limit = core.settings.webhook_rate_limit_per_min
-    wait = core.limiter.retry_after_s(f"webhook:{key}", limit=limit, window_s=60.0)
+    wait = await core.limiter.retry_after_s(f"webhook:{key}", limit=limit, window_s=60.0)
     if wait is not None:
         raise RateLimited(f"more than {limit} calls per minute to this webhook", retry_after_s=wait)
-    core.limiter.hit(f"webhook:{key}", window_s=60.0)
+    await core.limiter.hit(f"webhook:{key}", window_s=60.0)
     target: Event | Workflow | None = await db.scalar(
         select(Event).where(Event.webhook_key == key, Event.webhook_enabled)
     )
