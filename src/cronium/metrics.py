@@ -1,9 +1,9 @@
 """Prometheus metrics: one registry per process, every name prefixed `cronium_`.
 
 The engine increments these where events happen (worker, scheduler, recovery, log sink,
-Runtime API). Queue depth, oldest queued age and Valkey state are read at scrape time
-with one cheap query (and one probe), cached for a few seconds and bounded by a short
-timeout: a scrape never waits on a slow database.
+Runtime API). Queue depth and oldest queued age are read at scrape time with one cheap
+query, cached for a few seconds and bounded by a short timeout: a scrape never waits on a
+slow database. Valkey state is the link's own (core.valkey), read without any I/O.
 """
 
 from __future__ import annotations
@@ -180,12 +180,10 @@ FROM jobs WHERE status = 'queued'"""
 @dataclass
 class _Reading:
     pool: object = None
-    valkey_url: str | None = None
     at: float = float("-inf")
     depth: float | None = None
     ready: float | None = None
     oldest_s: float | None = None
-    valkey_up: float | None = None
 
 
 class _ScrapeCollector(Collector):
@@ -193,6 +191,7 @@ class _ScrapeCollector(Collector):
 
     def __init__(self) -> None:
         self.reading = _Reading()
+        self.valkey_state = "absent"
         self._lock = asyncio.Lock()
 
     def collect(self) -> Iterable[Metric]:
@@ -211,11 +210,11 @@ class _ScrapeCollector(Collector):
                 "How long the oldest ready queued job has waited (0 when none).",
                 value=r.oldest_s,
             )
-        if r.valkey_up is not None:
+        if self.valkey_state != "absent":
             yield GaugeMetricFamily(
                 "cronium_valkey_up",
                 "1 when the configured Valkey answers, 0 when not; absent without VALKEY_URL.",
-                value=r.valkey_up,
+                value=1.0 if self.valkey_state == "ok" else 0.0,
             )
         up = r.depth is not None
         yield GaugeMetricFamily(
@@ -224,14 +223,14 @@ class _ScrapeCollector(Collector):
             value=1.0 if up else 0.0,
         )
 
-    async def refresh(self, pool: asyncpg.Pool, valkey_url: str | None) -> None:
+    async def refresh(self, pool: asyncpg.Pool) -> None:
         async with self._lock:
             now = time.monotonic()
             last = self.reading
             fresh = now - last.at < SCRAPE_CACHE_S
-            if fresh and last.pool is pool and last.valkey_url == valkey_url:
+            if fresh and last.pool is pool:
                 return
-            reading = _Reading(pool=pool, valkey_url=valkey_url, at=now)
+            reading = _Reading(pool=pool, at=now)
             row = None
             try:
                 async with asyncio.timeout(SCRAPE_TIMEOUT_S):
@@ -243,26 +242,20 @@ class _ScrapeCollector(Collector):
                 reading.depth = float(row["depth"])
                 reading.ready = float(row["ready"])
                 reading.oldest_s = float(row["oldest_s"])
-            reading.valkey_up = await _valkey_up(valkey_url)
             self.reading = reading
-
-
-async def _valkey_up(valkey_url: str | None) -> float | None:
-    if not valkey_url:
-        return None
-    from cronium.services.probes import probe_valkey
-
-    probe = await probe_valkey(valkey_url)
-    return 1.0 if probe.state == "ok" else 0.0
 
 
 SCRAPE = _ScrapeCollector()
 REGISTRY.register(SCRAPE)
 
 
-async def render(pool: asyncpg.Pool | None, valkey_url: str | None) -> bytes:
-    """The exposition text for this process, after a (cached) scrape-time refresh."""
+async def render(pool: asyncpg.Pool | None, valkey_state: str) -> bytes:
+    """The exposition text for this process, after a (cached) scrape-time refresh.
+
+    `valkey_state` is the Valkey link's: "ok", "error", or "absent" (VALKEY_URL unset).
+    """
+    SCRAPE.valkey_state = valkey_state
     if pool is not None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(SCRAPE.refresh(pool, valkey_url), timeout=SCRAPE_TIMEOUT_S * 3)
+            await asyncio.wait_for(SCRAPE.refresh(pool), timeout=SCRAPE_TIMEOUT_S * 2)
     return generate_latest(REGISTRY)

@@ -13,10 +13,10 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cronium import metrics
 from cronium.core import Core
 from cronium.engine.node import Node
 from cronium.engine.scheduler import Scheduler
+from cronium.services.valkey import ValkeyLink
 from tests.conftest import Api, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,12 +202,20 @@ def used_metrics() -> dict[str, set[str]]:
     return used
 
 
-async def test_every_metric_of_the_dashboard_and_alerts_exists(core: Core) -> None:
+async def test_every_metric_of_the_dashboard_and_alerts_exists(
+    client: httpx.AsyncClient, core: Core
+) -> None:
     used = used_metrics()
     assert "cronium_queue_depth" in used and "cronium_schedule_lag_seconds" in used
-    # An unreachable Valkey on loopback: cronium_valkey_up is exposed (as 0) only when
-    # VALKEY_URL is set.
-    text = (await metrics.render(core.db, "redis://127.0.0.1:9")).decode()
+    # Valkey configured but unreachable (a closed loopback port): cronium_valkey_up is
+    # exposed as 0; without VALKEY_URL it is absent.
+    absent = (await client.get("/metrics")).text
+    assert "cronium_valkey_up" not in absent
+    core.valkey = ValkeyLink("redis://127.0.0.1:9")
+    try:
+        text = (await client.get("/metrics")).text
+    finally:
+        await core.valkey.close()
     exposed: set[str] = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):

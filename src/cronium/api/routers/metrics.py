@@ -15,5 +15,5 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", response_class=Response)
 async def prometheus_metrics(core: CoreDep) -> Response:
     """This process's metrics in the Prometheus text format."""
-    body = await metrics.render(core.pool, core.settings.valkey_url)
+    body = await metrics.render(core.pool, core.valkey.state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
