@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -299,7 +300,31 @@ def _http_server(
     logging.getLogger("cronium").info(
         "Cronium %s (roles: %s) on %s", __version__, ",".join(sorted(roles)), ", ".join(where)
     )
-    return uvicorn.Server(config), sockets
+    return _draining_server_class()(config), sockets
+
+
+def _draining_server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """A uvicorn server whose SIGTERM/SIGINT only ends serving.
+
+        uvicorn raises a signal it caught again once it stopped serving; with `main`'s
+        handler that is a KeyboardInterrupt in the middle of `_serve`, before the node has
+        drained its running jobs. Forget the caught signals instead: `_serve` goes on to
+        stop the node (which drains up to the grace period) and exits with status 0. A
+        second signal during the drain still interrupts it.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return DrainingServer
 
 
 def main() -> None:

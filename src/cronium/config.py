@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     )
     docker_host: str | None = Field(default=None, validation_alias="DOCKER_HOST")
     runtime_socket: Path | None = Field(default=None, validation_alias="CRONIUM_RUNTIME_SOCKET")
+    # Cronium itself in a container: the Docker volume holding the runtime socket's directory,
+    # mounted into job containers by name (a path inside this container means nothing to the
+    # engine). Unset: the socket's directory is bind-mounted from the host.
+    runtime_volume: str | None = Field(default=None, validation_alias="CRONIUM_RUNTIME_VOLUME")
     admin_email: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_EMAIL")
     admin_password: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_PASSWORD")
     log_level: LogLevel = Field(default=LogLevel.info, validation_alias="CRONIUM_LOG_LEVEL")
@@ -186,6 +191,18 @@ class Settings(BaseSettings):
         if value is None:
             return None
         decode_encryption_key(value)
+        return value
+
+    @field_validator("runtime_volume")
+    @classmethod
+    def _valid_volume_name(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]+", value):
+            raise ValueError(
+                f"must be a Docker volume name (letters, digits, _ . -), got {value!r}"
+            )
         return value
 
     @field_validator("admin_email")

@@ -151,7 +151,8 @@ class ContainerExecutor(Executor[ContainerHandle]):
             runtime=settings.container_runtime,
             pull_timeout_s=settings.image_pull_timeout_s,
             node_id=node_id,
-            runtime_dir=str(settings.runtime_socket_path.parent),
+            runtime_dir=getattr(settings, "runtime_volume", None)
+            or str(settings.runtime_socket_path.parent),
         )
 
     # -- the engine client ------------------------------------------------------------------
