@@ -14,7 +14,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cronium.core import Core
+from cronium.engine import queue
 from cronium.engine.node import Node
+from cronium.engine.recovery import recover_once
 from cronium.engine.scheduler import Scheduler
 from cronium.services.valkey import ValkeyLink
 from tests.conftest import Api, wait_for_status
@@ -164,6 +166,26 @@ async def test_runtime_api_routes_over_tcp_are_counted_too(client: httpx.AsyncCl
     after = await scrape(client)
     name = "cronium_runtime_api_requests_total"
     assert delta(before, after, name, endpoint="read_context", status="401") == 1
+
+
+async def test_a_lease_expiry_is_counted_with_its_outcome(
+    client: httpx.AsyncClient, api: dict[str, Api], core: Core
+) -> None:
+    """A node claims a job and dies (its lease runs out): recovery fails the last attempt."""
+    event_id = await create_event(api["user"], "sleep 60")
+    execution_id = await run(api["user"], event_id)
+    async with core.db.acquire() as conn:
+        claimed = await queue.claim(conn, "dead-node", 1, 30)
+        assert [j.execution_id for j in claimed] == [execution_id]
+        await conn.execute("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
+    before = await scrape(client)
+    recovered = await recover_once(core, core.hub)
+    assert [j.status.value for j in recovered] == ["failed"]
+    after = await scrape(client)
+    assert delta(before, after, "cronium_lease_expiries_total", outcome="failed") == 1
+    assert delta(before, after, "cronium_lease_expiries_total", outcome="queued") == 0
+    assert delta(before, after, "cronium_runs_total", status="failed") == 1
+    assert (await wait_for_status(api["user"], execution_id))["status"] == "failed"
 
 
 def promql_names(expr: str) -> set[str]:
