@@ -22,6 +22,8 @@ from cronium.db.models import Role
 from cronium.errors import CroniumError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import uvicorn
 
 app = typer.Typer(
@@ -248,7 +250,12 @@ async def _serve(settings: Settings, roles: frozenset[str]) -> None:
         node_task = asyncio.create_task(node.run(), name="node")
         server, sockets = _http_server(settings, core, roles)
         if server is not None:
-            # uvicorn owns SIGINT/SIGTERM while it serves; its exit stops the node.
+            # The first SIGTERM/SIGINT stops the node while the server keeps answering (the
+            # Runtime API too, for the jobs that finish during the drain); the node's end
+            # then stops the server.
+            loop = asyncio.get_running_loop()
+            server.on_first_signal = lambda: loop.call_soon_threadsafe(node.stop)  # type: ignore[attr-defined]
+            # uvicorn owns SIGINT/SIGTERM while it serves (see DrainingServer).
             server_task = asyncio.create_task(server.serve(sockets=sockets), name="http")
             await asyncio.wait({node_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
             server.should_exit = True
@@ -307,14 +314,25 @@ def _draining_server_class() -> type[uvicorn.Server]:
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
-        """A uvicorn server whose SIGTERM/SIGINT only ends serving.
+        """A uvicorn server that lets Cronium drain before it stops serving.
 
-        uvicorn raises a signal it caught again once it stopped serving; with `main`'s
-        handler that is a KeyboardInterrupt in the middle of `_serve`, before the node has
-        drained its running jobs. Forget the caught signals instead: `_serve` goes on to
-        stop the node (which drains up to the grace period) and exits with status 0. A
-        second signal during the drain still interrupts it.
+        - The first SIGTERM/SIGINT only calls `on_first_signal` (set by `_serve` to stop the
+          node): running jobs finish, still reaching the Runtime API, and `_serve` stops the
+          server when the node is done. A second signal stops serving at once (and a third
+          forces uvicorn out), as plain uvicorn does for the first.
+        - uvicorn raises a caught signal again once it stopped serving; with `main`'s
+          handler that would be a KeyboardInterrupt in the middle of `_serve`. The caught
+          signals are forgotten instead, so the process ends with status 0.
         """
+
+        on_first_signal: Callable[[], object] | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            callback, self.on_first_signal = self.on_first_signal, None
+            if callback is not None:
+                callback()
+                return
+            super().handle_exit(sig, frame)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
