@@ -19,23 +19,18 @@ import contextlib
 import email
 import email.policy
 import re
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from aiosmtpd.controller import Controller
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from cronium.core import Core
 from cronium.db.models import ToolCredential
 from cronium.domain.importer import Definition, import_events, load_definitions
 from tests.conftest import TERMINAL_STATUSES, Api, wait_for_status
+from tests.support.tool_receivers import HttpReceiver, free_port, http_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "events"
@@ -254,56 +249,9 @@ def same_json(expected: Any, actual: Any) -> bool:
 # -- local receivers ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Receiver:
-    """An HTTP endpoint on loopback recording every request (for webhook tool actions)."""
-
-    url: str = ""
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    async def record(self, request: Request) -> Response:
-        body = await request.body()
-        try:
-            parsed: Any = await request.json() if body else None
-        except ValueError:
-            parsed = None
-        self.calls.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "headers": dict(request.headers),
-                "json": parsed,
-                "body": body.decode(errors="replace"),
-            }
-        )
-        return JSONResponse({"received": True})
-
-
-@contextlib.asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
-    state = Receiver()
-    port = free_port()
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[Route("/{path:path}", state.record, methods=methods)])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    state.url = f"http://127.0.0.1:{port}"
-    try:
-        yield state
-    finally:
-        server.should_exit = True
-        await task
+# The loopback HTTP receiver is the tool tests' one: it records every request.
+Receiver = HttpReceiver
+receiver = http_receiver
 
 
 class Inbox:
