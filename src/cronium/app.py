@@ -30,6 +30,7 @@ from cronium.config import Settings
 from cronium.core import Core, open_core
 from cronium.runtime import router as runtime_router
 from cronium.runtime.socket import RuntimeOnlyOverSocket
+from cronium.web.setup import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -70,5 +71,6 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(runtime_router.router)
+    install_web(app)
     app.add_middleware(RuntimeOnlyOverSocket)
     return app

@@ -51,6 +51,8 @@ class Principal:
     via: Literal["session", "token"]
     session_id: int | None = None
     token_id: int | None = None
+    # Browser sessions only: the web UI puts it into pages for the JavaScript to send back.
+    csrf_token: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -76,7 +78,7 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
-async def _from_token(db: AsyncSession, token: str) -> Principal:
+async def from_token(db: AsyncSession, token: str) -> Principal:
     now = datetime.now(UTC)
     row = (
         await db.execute(
@@ -101,7 +103,7 @@ async def _from_token(db: AsyncSession, token: str) -> Principal:
     return Principal(user.id, user.email, user.role, "token", token_id=api_token.id)
 
 
-async def _from_session(request: Request, db: AsyncSession, cookie: str) -> Principal:
+async def from_session(request: Request, db: AsyncSession, cookie: str) -> Principal:
     now = datetime.now(UTC)
     row = (
         await db.execute(
@@ -123,16 +125,18 @@ async def _from_session(request: Request, db: AsyncSession, cookie: str) -> Prin
             )
     if now - sess.last_seen_at > _TOUCH_EVERY:
         await db.execute(update(DbSession).where(DbSession.id == sess.id).values(last_seen_at=now))
-    return Principal(user.id, user.email, user.role, "session", session_id=sess.id)
+    return Principal(
+        user.id, user.email, user.role, "session", session_id=sess.id, csrf_token=sess.csrf_token
+    )
 
 
 async def get_principal(request: Request, db: DbDep) -> Principal:
     token = bearer_token(request)
     if token is not None:
-        return await _from_token(db, token)
+        return await from_token(db, token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        return await _from_session(request, db, cookie)
+        return await from_session(request, db, cookie)
     raise Unauthorized("authentication required: log in or send 'Authorization: Bearer <token>'")
 
 

@@ -55,15 +55,27 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, list[dict[s
     return f"{first['field']}: {first['message']}", details
 
 
+def cronium_error_response(exc: CroniumError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    if exc.status_code >= 500:
+        log.error("request failed: %s", exc.message)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
+    )
+
+
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return JSONResponse(
+        error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CroniumError)
     async def _cronium_error(request: Request, exc: CroniumError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        if exc.status_code >= 500:
-            log.error("request failed: %s", exc.message)
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.details), exc.status_code, headers=headers
-        )
+        return cronium_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,13 +84,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return JSONResponse(
-            error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None)
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal server error"), 500)
+        return http_error_response(exc)

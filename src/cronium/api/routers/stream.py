@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.datastructures import Headers
 
-from cronium.api.deps import SESSION_COOKIE, Principal, _from_session, _from_token
+from cronium.api.deps import SESSION_COOKIE, Principal, from_session, from_token
 from cronium.api.routers.executions import TERMINAL
 from cronium.core import Core
 from cronium.db.models import Execution
@@ -29,11 +29,11 @@ IDLE_RECHECK_S = 2.0
 WS_POLICY_VIOLATION = 1008
 
 
-async def _authenticate(ws: WebSocket, core: Core) -> Principal:
+async def authenticate_ws(ws: WebSocket, core: Core) -> Principal:
     async with core.sessions() as db, db.begin():
         header = ws.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
-            return await _from_token(db, header[7:].strip())
+            return await from_token(db, header[7:].strip())
         cookie = ws.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise CroniumError("authentication required")
@@ -43,12 +43,12 @@ async def _authenticate(ws: WebSocket, core: Core) -> Principal:
             raise CroniumError("cross-origin WebSocket refused")
         # The session check reads `method` (for CSRF), which a WebSocket lacks: the
         # handshake is a GET, and the Origin check above is its CSRF defence.
-        return await _from_session(_Handshake(ws.headers), db, cookie)  # type: ignore[arg-type]
+        return await from_session(_Handshake(ws.headers), db, cookie)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class _Handshake:
-    """The parts of a request `_from_session` reads, for a WebSocket handshake."""
+    """The parts of a request `from_session` reads, for a WebSocket handshake."""
 
     headers: Headers
     method: str = "GET"
@@ -58,7 +58,7 @@ class _Handshake:
 async def stream(ws: WebSocket, execution_id: int, after: int = 0) -> None:
     core: Core = ws.app.state.core
     try:
-        principal = await _authenticate(ws, core)
+        principal = await authenticate_ws(ws, core)
     except CroniumError as exc:
         await ws.close(code=WS_POLICY_VIOLATION, reason=exc.message[:120])
         return
