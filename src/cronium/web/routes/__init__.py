@@ -6,16 +6,33 @@ from fastapi import APIRouter
 
 from cronium.web.routes import (
     accounts,
-    admin,
     dashboard,
     events,
     executions,
-    resources,
+    monitoring,
     servers,
+    settings,
+    tokens,
+    tools,
+    users,
+    variables,
     workflows,
 )
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (accounts, dashboard, events, executions, workflows, servers, resources, admin)
+    for module in (
+        accounts,
+        dashboard,
+        events,
+        executions,
+        workflows,
+        servers,
+        variables,
+        tools,
+        tokens,
+        monitoring,
+        users,
+        settings,
+    )
 )

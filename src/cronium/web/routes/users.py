@@ -1,4 +1,4 @@
-"""Admin pages."""
+"""Users pages."""
 
 from __future__ import annotations
 
@@ -11,16 +11,6 @@ from cronium.web.render import render
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/monitoring", response_class=HTMLResponse)
-async def monitoring_page(request: Request, principal: PageUser) -> HTMLResponse:
-    return render(request, "placeholder.html", principal, title="Monitoring")
-
-
 @router.get("/admin/users", response_class=HTMLResponse)
 async def users_page(request: Request, principal: PageUser) -> HTMLResponse:
     return render(request, "placeholder.html", principal, title="Users")
-
-
-@router.get("/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, principal: PageUser) -> HTMLResponse:
-    return render(request, "placeholder.html", principal, title="Settings")

@@ -1,4 +1,4 @@
-"""Resources pages."""
+"""Variables pages."""
 
 from __future__ import annotations
 
@@ -14,13 +14,3 @@ router = APIRouter(include_in_schema=False)
 @router.get("/variables", response_class=HTMLResponse)
 async def variables_page(request: Request, principal: PageUser) -> HTMLResponse:
     return render(request, "placeholder.html", principal, title="Variables")
-
-
-@router.get("/credentials", response_class=HTMLResponse)
-async def tools_page(request: Request, principal: PageUser) -> HTMLResponse:
-    return render(request, "placeholder.html", principal, title="Tools")
-
-
-@router.get("/tokens", response_class=HTMLResponse)
-async def api_tokens_page(request: Request, principal: PageUser) -> HTMLResponse:
-    return render(request, "placeholder.html", principal, title="API tokens")

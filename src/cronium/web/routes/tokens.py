@@ -1,0 +1,16 @@
+"""Tokens pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from cronium.web.deps import PageUser
+from cronium.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+async def api_tokens_page(request: Request, principal: PageUser) -> HTMLResponse:
+    return render(request, "placeholder.html", principal, title="API tokens")
