@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from cronium import __version__
 from cronium.api.errors import install_error_handlers
@@ -53,7 +55,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted automation: scripts, HTTP requests and tool actions on schedules.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from our own static files: no CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -72,5 +74,16 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(runtime_router.router)
     install_web(app)
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Cronium API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/favicon.png",
+        )
+
     app.add_middleware(RuntimeOnlyOverSocket)
     return app

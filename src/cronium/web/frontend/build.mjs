@@ -11,4 +11,8 @@ await build({ ...common, entryPoints: ["src/editor.js"], outfile: `${out}editor.
 await build({ ...common, entryPoints: ["src/terminal.js"], outfile: `${out}terminal.js` });
 copyFileSync("node_modules/htmx.org/dist/htmx.min.js", `${out}htmx.min.js`);
 copyFileSync("node_modules/@xterm/xterm/css/xterm.css", `${out}xterm.css`);
+// The interactive API docs at /api/docs, served offline.
+copyFileSync("node_modules/swagger-ui-dist/swagger-ui-bundle.js", `${out}swagger-ui-bundle.js`);
+copyFileSync("node_modules/swagger-ui-dist/swagger-ui.css", `${out}swagger-ui.css`);
+copyFileSync("node_modules/swagger-ui-dist/favicon-32x32.png", `${out}favicon.png`);
 console.log(`bundled into ${out}`);
