@@ -21,6 +21,7 @@ from cronium.api.routers import (
     metrics,
     servers,
     stream,
+    terminal,
     tokens,
     tools,
     users,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, users, tokens, events, executions, stream, servers, variables, workflows):
         api.include_router(module.router)
+    api.include_router(terminal.router)
     api.include_router(workflows.runs_router)
     api.include_router(webhooks.router)
     for module in (credentials, tools, action_templates):
