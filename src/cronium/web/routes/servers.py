@@ -1,16 +1,153 @@
-"""Servers pages."""
+"""Servers pages: the list, the add/edit form, one server's page and its terminal.
+
+Pages only read (through the models, with the API's visibility rules); every change goes
+through the REST API from the browser. Secrets (keys, passwords, passphrases) are never
+decrypted here: the form says "stored" instead.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from typing import Annotated
+from urllib.parse import urlencode
 
-from cronium.web.deps import PageUser
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, or_, select
+
+from cronium.api.deps import DbDep, Principal
+from cronium.api.listing import get_visible, visible
+from cronium.db.models import Event, EventServer, Role, Server, ServerStatus, User
+from cronium.services import terminal
+from cronium.web.deps import PageForbidden, PageUser
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
+PAGE_SIZE = 50
+
+
+def _writer(principal: Principal) -> None:
+    if principal.role is Role.viewer:
+        raise PageForbidden("Viewers can look at servers but not change them.")
+
 
 @router.get("/servers", response_class=HTMLResponse)
-async def servers_page(request: Request, principal: PageUser) -> HTMLResponse:
-    return render(request, "placeholder.html", principal, title="Servers")
+async def servers_page(
+    request: Request,
+    principal: PageUser,
+    db: DbDep,
+    search: Annotated[str, Query(max_length=200)] = "",
+    status: ServerStatus | None = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> HTMLResponse:
+    search = search.replace("\x00", "").strip()
+    stmt = visible(select(Server), Server.owner_id, principal)
+    if status is not None:
+        stmt = stmt.where(Server.status == status)
+    if search:
+        stmt = stmt.where(
+            or_(
+                Server.name.icontains(search, autoescape=True),
+                Server.host.icontains(search, autoescape=True),
+            )
+        )
+    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    servers = list(
+        await db.scalars(stmt.order_by(Server.name, Server.id).limit(PAGE_SIZE).offset(offset))
+    )
+    owners: dict[int, str] = {}
+    if principal.sees_all and servers:
+        rows = await db.execute(
+            select(User.id, User.email).where(User.id.in_({s.owner_id for s in servers}))
+        )
+        owners = {int(row[0]): str(row[1]) for row in rows}
+
+    def url(**changes: object) -> str:
+        query: dict[str, object] = {
+            "search": search,
+            "status": status.value if status else "",
+            "offset": offset,
+        }
+        query.update(changes)
+        return "/servers?" + urlencode({k: v for k, v in query.items() if v not in ("", None)})
+
+    template = "servers/_table.html" if request.headers.get("hx-request") else "servers/list.html"
+    return render(
+        request,
+        template,
+        principal,
+        title="Servers",
+        servers=servers,
+        owners=owners,
+        total=total,
+        offset=offset,
+        page_size=PAGE_SIZE,
+        search=search,
+        status=status,
+        statuses=list(ServerStatus),
+        url=url,
+    )
+
+
+@router.get("/servers/new", response_class=HTMLResponse)
+async def new_server_page(request: Request, principal: PageUser) -> HTMLResponse:
+    _writer(principal)
+    return render(request, "servers/form.html", principal, title="Add a server", server=None)
+
+
+@router.get("/servers/{server_id}", response_class=HTMLResponse)
+async def server_page(
+    request: Request, server_id: int, principal: PageUser, db: DbDep
+) -> HTMLResponse:
+    server = await get_visible(db, Server, server_id, principal, what="server")
+    events = (
+        await db.execute(
+            select(Event.id, Event.name)
+            .join(EventServer, EventServer.event_id == Event.id)
+            .where(EventServer.server_id == server.id)
+            .order_by(Event.name, Event.id)
+            .limit(50)
+        )
+    ).all()
+    owner = await db.scalar(select(User.email).where(User.id == server.owner_id))
+    may_write = principal.is_admin or (
+        principal.role is not Role.viewer and server.owner_id == principal.user_id
+    )
+    return render(
+        request,
+        "servers/detail.html",
+        principal,
+        title=server.name,
+        server=server,
+        events=events,
+        owner=owner,
+        may_write=may_write,
+    )
+
+
+@router.get("/servers/{server_id}/edit", response_class=HTMLResponse)
+async def edit_server_page(
+    request: Request, server_id: int, principal: PageUser, db: DbDep
+) -> HTMLResponse:
+    _writer(principal)
+    server = await get_visible(db, Server, server_id, principal, for_write=True, lock=False)
+    return render(
+        request, "servers/form.html", principal, title=f"Edit {server.name}", server=server
+    )
+
+
+@router.get("/servers/{server_id}/terminal", response_class=HTMLResponse)
+async def terminal_page(
+    request: Request, server_id: int, principal: PageUser, db: DbDep
+) -> HTMLResponse:
+    if principal.role is Role.viewer:
+        raise PageForbidden("Viewers cannot open a terminal: a shell can change the server.")
+    server = await get_visible(db, Server, server_id, principal, for_write=True, lock=False)
+    return render(
+        request,
+        "servers/terminal.html",
+        principal,
+        title=f"Terminal · {server.name}",
+        server=server,
+        idle_minutes=round(terminal.IDLE_LIMIT_S / 60),
+    )
