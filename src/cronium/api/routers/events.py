@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ValidationError
-from sqlalchemy import or_, select, text
+from sqlalchemy import Select, or_, select, text
 
-from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
+from cronium.api.deps import CoreDep, DbDep, Principal, PrincipalDep, WriterDep
 from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate, visible
 from cronium.api.schemas.events import MAX_ID, EventIn, EventOut, EventPatch
 from cronium.api.schemas.runs import RunIn, RunOut
@@ -31,7 +31,7 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
-_SORTS = {
+EVENT_SORTS = {
     "name": Event.name,
     "created_at": Event.created_at,
     "updated_at": Event.updated_at,
@@ -39,6 +39,35 @@ _SORTS = {
     "type": Event.type,
     "next_fire_at": Event.next_fire_at,
 }
+
+
+def filtered_events(
+    principal: Principal,
+    status: EventStatus | None,
+    type: EventType | None,
+    language: Language | None,
+    tag: str | None,
+    search: str | None,
+    sort: str | None,
+) -> Select[tuple[Event]]:
+    """The events list query (also used by the web UI's list, so both filter alike)."""
+    stmt = visible(select(Event), Event.owner_id, principal)
+    if status is not None:
+        stmt = stmt.where(Event.status == status)
+    if type is not None:
+        stmt = stmt.where(Event.type == type)
+    if language is not None:
+        stmt = stmt.where(Event.language == language)
+    if tag:
+        stmt = stmt.where(Event.tags.contains([tag]))
+    if search:
+        stmt = stmt.where(
+            or_(
+                Event.name.icontains(search, autoescape=True),
+                Event.description.icontains(search, autoescape=True),
+            )
+        )
+    return apply_sort(stmt, sort, EVENT_SORTS, "name", Event.id)
 
 
 @router.get("", response_model=Page[EventOut])
@@ -59,23 +88,7 @@ async def list_events(
     """List events you can see, filtered and sorted."""
     if page.offset > MAX_ID:
         raise ValidationFailed("offset: too large", details={"field": "offset"})
-    stmt = visible(select(Event), Event.owner_id, principal)
-    if status is not None:
-        stmt = stmt.where(Event.status == status)
-    if type is not None:
-        stmt = stmt.where(Event.type == type)
-    if language is not None:
-        stmt = stmt.where(Event.language == language)
-    if tag:
-        stmt = stmt.where(Event.tags.contains([tag]))
-    if search:
-        stmt = stmt.where(
-            or_(
-                Event.name.icontains(search, autoescape=True),
-                Event.description.icontains(search, autoescape=True),
-            )
-        )
-    stmt = apply_sort(stmt, page.sort, _SORTS, "name", Event.id)
+    stmt = filtered_events(principal, status, type, language, tag, search, page.sort)
     items, total = await paginate(db, stmt, page)
     return Page(
         items=[await event_out(db, e) for e in items],

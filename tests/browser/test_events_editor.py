@@ -1,0 +1,150 @@
+"""The event editor and the event page in the browser: inline errors, preview, run now."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import LoginAs
+from tests.conftest import Api
+
+Shot = Callable[[Page, str], Awaitable[Path]]
+
+
+async def test_create_python_event_fix_cron_and_run_it(
+    login_as: LoginAs, shot: Shot, api: dict[str, Api]
+) -> None:
+    page = await login_as("user")
+    await page.goto("/events")
+    await page.get_by_role("link", name="New event").click()
+    await expect(page).to_have_url("/events/new")
+    await page.locator('[name="name"]').fill("Nightly report")
+    await page.locator('[name="tags"]').fill("reports, nightly")
+    await expect(page.locator(".cm-content")).to_contain_text("Hello from Cronium")
+
+    # A bad cron shows its error while typing (preview) and next to the field on save.
+    await page.locator('[name="schedule.kind"]').select_option("cron")
+    cron = page.locator('[name="schedule.cron"]')
+    await cron.fill("61 * * * *")
+    await expect(page.locator("[data-preview-error]")).to_contain_text("invalid cron")
+    await page.get_by_role("button", name="Create event").click()
+    slot = page.locator('[data-error-for="schedule.cron"]')
+    await expect(slot).to_contain_text("invalid cron expression")
+    await expect(cron).to_have_attribute("aria-invalid", "true")
+    await expect(page).to_have_url("/events/new")
+
+    # Fixed: five fire times in the event's timezone.
+    await cron.fill("*/5 * * * *")
+    await page.locator('[name="schedule.timezone"]').select_option("Europe/Berlin")
+    fires = page.locator("#schedule-preview [data-fires] li")
+    await expect(fires).to_have_count(5)
+    await expect(page.locator("#schedule-preview")).to_contain_text("Europe/Berlin")
+    await expect(page.locator("[data-preview-error]")).to_have_count(0)
+    await shot(page, "event-editor")
+    await page.get_by_role("button", name="Create event").click()
+
+    await expect(page).to_have_url(re.compile(r"/events/\d+$"))
+    event_id = int(page.url.rsplit("/", 1)[1])
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Nightly report")
+    await expect(page.locator('[data-summary="schedule"]')).to_have_text(
+        "cron */5 * * * * (Europe/Berlin)"
+    )
+    await expect(page.locator('[data-summary="next-fire"]')).to_contain_text("UTC")
+    stored = (await api["user"].get(f"/events/{event_id}")).json()
+    assert stored["schedule"] == {
+        "kind": "cron",
+        "cron": "*/5 * * * *",
+        "timezone": "Europe/Berlin",
+    }
+    assert stored["language"] == "python" and stored["tags"] == ["reports", "nightly"]
+    assert stored["status"] == "active"
+    await shot(page, "event")
+
+    # Run now: bad JSON is refused inline; good JSON starts a run and opens it.
+    run_input = page.locator('#run-form [name="input"]')
+    await run_input.fill("{not json")
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page.locator('[data-error-for="input"]')).to_contain_text("not valid JSON")
+    await run_input.fill('{"day": "friday"}')
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page).to_have_url(re.compile(r"/executions/\d+$"))
+    execution_id = int(page.url.rsplit("/", 1)[1])
+    execution = (await api["user"].get(f"/executions/{execution_id}")).json()
+    assert execution["event_id"] == event_id
+    assert execution["input"] == {"day": "friday"}
+
+    # The history lists the run and follows it live until it has finished.
+    await page.goto(f"/events/{event_id}")
+    row = page.locator(f'#history tr[data-run-id="{execution_id}"]')
+    await expect(row).to_be_visible()
+    await expect(row.locator(".badge")).to_have_text("succeeded", timeout=20_000)
+    await expect(page.locator("#history")).not_to_have_attribute("data-live", "")
+    await page.locator('[data-run-filter="failed"]').click()
+    await expect(page.locator("#history")).to_contain_text("No runs with status failed")
+    await page.locator('[data-run-filter="succeeded"]').click()
+    await expect(page.locator(f'#history tr[data-run-id="{execution_id}"]')).to_be_visible()
+
+
+async def test_editing_keeps_stored_values_and_places_nested_errors(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    target = await api["user"].post(
+        "/events", json={"name": "Cleanup", "content": "true", "language": "bash"}
+    )
+    assert target.status_code == 201, target.text
+    created = await api["user"].post(
+        "/events",
+        json={
+            "name": "Ping",
+            "type": "http",
+            "http": {"method": "POST", "url": "https://example.com/a", "headers": {"X-A": "1"}},
+            "schedule": {"kind": "interval", "every_seconds": 7200},
+            "env": {"TOKEN": "s3cret"},
+            "actions": [{"on": "on_failure", "type": "run_event", "event_id": target.json()["id"]}],
+            "webhook": {"enabled": True},
+        },
+    )
+    assert created.status_code == 201, created.text
+    event = created.json()
+    page = await login_as("user")
+    await page.goto(f"/events/{event['id']}/edit")
+    await expect(page.locator('[name="http.url"]')).to_have_value("https://example.com/a")
+    await expect(page.locator('[name="interval_value"]')).to_have_value("2")
+    await expect(page.locator('[name="interval_unit"]')).to_have_value("hours")
+    await expect(page.locator("#schedule-preview [data-fires] li")).to_have_count(5)
+    await expect(page.locator('[data-kv="headers"] [data-k]')).to_have_value("X-A")
+    await expect(page.locator('[data-kv="env"] [data-k]')).to_have_value("TOKEN")
+    await expect(page.locator('.action-row [data-a="event_id"]')).to_have_value(
+        str(target.json()["id"])
+    )
+    hook = page.locator("#webhook-url")
+    await expect(hook).to_have_value(re.compile(r"/api/v1/webhooks/" + event["webhook"]["key"]))
+
+    # A bad URL lands next to the URL field; a tool action without credential on its row.
+    await page.locator('[name="http.url"]').fill("ftp://nowhere")
+    await page.get_by_role("button", name="Add action").click()
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.locator('[data-error-for="http.url"]')).to_contain_text("http:// or https://")
+    await expect(page.locator('[data-error-for="actions.1"]')).to_contain_text("credential_id")
+    await page.locator(".action-row").nth(1).get_by_role("button", name="Remove action").click()
+    await page.locator('[name="http.url"]').fill("https://example.com/b")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page).to_have_url(f"/events/{event['id']}")
+
+    stored = (await api["user"].get(f"/events/{event['id']}")).json()
+    assert stored["http"]["url"] == "https://example.com/b"
+    assert stored["http"]["headers"] == {"X-A": "1"}
+    assert stored["env_keys"] == ["TOKEN"]  # untouched env is not sent, so it is kept
+    assert stored["schedule"] == {"kind": "interval", "every_seconds": 7200}
+    assert stored["webhook"]["key"] == event["webhook"]["key"]
+    assert [a["event_id"] for a in stored["actions"]] == [target.json()["id"]]
+
+    # Changing env without re-entering the stored value is stopped before the request.
+    await page.goto(f"/events/{event['id']}/edit")
+    await page.get_by_role("button", name="Add variable").click()
+    await page.locator('[data-kv="env"] .kv-row').nth(1).locator("[data-k]").fill("MODE")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.locator('[data-error-for="env"]')).to_contain_text("TOKEN")
