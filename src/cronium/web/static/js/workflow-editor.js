@@ -1,0 +1,528 @@
+// The workflow editor: add nodes (one event each), drag them, connect output handles to
+// input handles, pick each edge's type, check the graph as it changes, save via the API.
+(function () {
+  "use strict";
+
+  var G, graph, form, canvas, popover;
+  var nodes = [];
+  var edges = [];
+  var selected = null; // {kind: "node", id} | {kind: "edge", index}
+  var nextId = 1;
+  var KEY_RE = /^[A-Za-z0-9_.\- ]+$/;
+  var eventNames = {};
+
+  function $(id) { return document.getElementById(id); }
+
+  function slug(name) {
+    var s = String(name || "").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 100);
+    return s || "node";
+  }
+
+  function uniqueKey(base) {
+    var used = {};
+    nodes.forEach(function (n) { used[n.key] = true; });
+    if (!used[base]) return base;
+    for (var i = 2; ; i++) {
+      var candidate = base.slice(0, 95) + "-" + i;
+      if (!used[candidate]) return candidate;
+    }
+  }
+
+  function nodeById(id) { return graph.nodeById(id); }
+
+  // ---- validation: what the API would refuse, said before saving ----------------------------
+  function findCycle() {
+    var children = {};
+    nodes.forEach(function (n) { children[n.id] = []; });
+    edges.forEach(function (e, i) { if (children[e.from] && e.from !== e.to) children[e.from].push({ to: e.to, index: i }); });
+    var state = {};
+    var stack = [];
+    var found = null;
+    function visit(id) {
+      state[id] = 1;
+      stack.push(id);
+      for (var k = 0; k < children[id].length && !found; k++) {
+        var next = children[id][k].to;
+        if (state[next] === 1) { found = stack.slice(stack.indexOf(next)); return; }
+        if (!state[next]) visit(next);
+      }
+      stack.pop();
+      state[id] = 2;
+    }
+    nodes.forEach(function (n) { if (!state[n.id] && !found) visit(n.id); });
+    return found;
+  }
+
+  function validate() {
+    var issues = [];
+    var badNodes = {};
+    var badEdges = {};
+    var seen = {};
+    nodes.forEach(function (n) {
+      if (!n.key) { issues.push("A node has no key."); badNodes[n.id] = true; return; }
+      if (!KEY_RE.test(n.key)) { issues.push("Node key “" + n.key + "”: use letters, digits, _ . - and spaces only."); badNodes[n.id] = true; }
+      if (seen[n.key]) {
+        issues.push("Duplicate key “" + n.key + "”: two nodes have it; keys must be unique.");
+        badNodes[n.id] = true;
+        badNodes[seen[n.key]] = true;
+      }
+      seen[n.key] = n.id;
+    });
+    var pairs = {};
+    edges.forEach(function (e, i) {
+      var from = nodeById(e.from), to = nodeById(e.to);
+      if (!from || !to) { issues.push("An edge refers to a removed node."); badEdges[i] = true; return; }
+      if (e.from === e.to) { issues.push("Edge " + from.key + " → " + to.key + ": a node cannot follow itself (an edge to itself)."); badEdges[i] = true; }
+      var pair = e.from + ">" + e.to + ">" + e.type + ">" + e.condition;
+      if (pairs[pair]) { issues.push("Edge " + from.key + " → " + to.key + " (" + G.edgeLabel(e) + ") is there twice."); badEdges[i] = true; }
+      pairs[pair] = true;
+    });
+    var cycle = findCycle();
+    if (cycle) {
+      var names = cycle.map(function (id) { return nodeById(id).key; });
+      issues.push("Cycle: " + names.concat(names[0]).join(" → ") + ". A workflow must not loop back; remove one of these edges.");
+      cycle.forEach(function (id, k) {
+        var next = cycle[(k + 1) % cycle.length];
+        edges.forEach(function (e, i) { if (e.from === id && e.to === next) badEdges[i] = true; });
+      });
+    }
+    return { issues: issues, badNodes: badNodes, badEdges: badEdges };
+  }
+
+  function showIssues(result) {
+    var list = form.querySelector("[data-client-issues]");
+    list.textContent = "";
+    result.issues.forEach(function (text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      list.appendChild(li);
+    });
+    form.querySelector("[data-no-issues]").hidden = result.issues.length > 0 || nodes.length === 0;
+    var box = form.querySelector("[data-form-error]");
+    if (!result.issues.length && box.dataset.client) { box.hidden = true; box.textContent = ""; delete box.dataset.client; }
+    $("wf-messages").classList.toggle("has-issues", result.issues.length > 0);
+  }
+
+  // ---- drawing -----------------------------------------------------------------------------
+  function render() {
+    var result = validate();
+    graph.badNodes = result.badNodes;
+    graph.badEdges = result.badEdges;
+    graph.selected = selected;
+    graph.draw(nodes, edges);
+    showIssues(result);
+    refreshEdgeForm();
+    refreshInspector();
+    $("wf-delete-selected").disabled = !selected;
+    placePopover();
+  }
+
+  function redrawEdges() {
+    graph.selected = selected;
+    graph.drawEdges();
+    placePopover();
+  }
+
+  function refreshEdgeForm() {
+    ["wf-edge-from", "wf-edge-to"].forEach(function (id, which) {
+      var sel = $(id);
+      var keep = sel.value;
+      sel.textContent = "";
+      nodes.forEach(function (n) {
+        var opt = document.createElement("option");
+        opt.value = n.id;
+        opt.textContent = n.key;
+        sel.appendChild(opt);
+      });
+      if (keep && nodeById(keep)) sel.value = keep;
+      else if (which === 1 && nodes.length > 1) sel.selectedIndex = 1;
+    });
+    $("wf-add-edge").disabled = nodes.length < 1;
+  }
+
+  function refreshInspector() {
+    var box = $("wf-inspector");
+    var node = selected && selected.kind === "node" ? nodeById(selected.id) : null;
+    box.hidden = !node;
+    if (!node) return;
+    box.querySelector("[data-inspector-title]").textContent = node.key;
+    if (document.activeElement !== $("wf-node-key")) $("wf-node-key").value = node.key;
+    $("wf-node-event").value = String(node.event_id);
+    if (document.activeElement !== $("wf-node-input")) $("wf-node-input").value = node.input ? JSON.stringify(node.input) : "";
+    $("wf-node-input-error").textContent = "";
+  }
+
+  // ---- selection, removal -------------------------------------------------------------------
+  function select(sel, openPopover) {
+    selected = sel;
+    if (!sel || sel.kind !== "edge" || !openPopover) popover.hidden = true;
+    render();
+    if (sel && sel.kind === "edge" && openPopover) showPopover();
+  }
+
+  function removeSelected() {
+    if (!selected) return;
+    if (selected.kind === "node") {
+      var id = selected.id;
+      nodes = nodes.filter(function (n) { return n.id !== id; });
+      edges = edges.filter(function (e) { return e.from !== id && e.to !== id; });
+    } else {
+      edges.splice(selected.index, 1);
+    }
+    selected = null;
+    popover.hidden = true;
+    render();
+  }
+
+  // ---- the edge popover ---------------------------------------------------------------------
+  function edgeValue(e) { return e.type === "on_condition" ? "on_condition:" + e.condition : e.type; }
+
+  function setEdgeType(edge, value) {
+    var parts = value.split(":");
+    edge.type = parts[0];
+    edge.condition = parts[0] === "on_condition" ? parts[1] === "true" : null;
+  }
+
+  function placePopover() {
+    if (popover.hidden || !selected || selected.kind !== "edge") return;
+    var edge = edges[selected.index];
+    if (!edge || !edge.mid) { popover.hidden = true; return; }
+    // The popover scrolls with the canvas (both inside the scrolling wrapper).
+    popover.style.left = Math.max(0, edge.mid.x - 120) + "px";
+    popover.style.top = (edge.mid.y + 10) + "px";
+  }
+
+  function showPopover() {
+    var edge = edges[selected.index];
+    $("wf-edge-type").value = edgeValue(edge);
+    popover.hidden = false;
+    placePopover();
+    $("wf-edge-type").focus();
+  }
+
+  function closePopover() {
+    popover.hidden = true;
+    var g = selected && selected.kind === "edge" ? canvas.querySelector('.wf-edge[data-index="' + selected.index + '"]') : null;
+    if (g) g.focus();
+  }
+
+  // ---- adding -------------------------------------------------------------------------------
+  function freeSpot() {
+    for (var i = 0; ; i++) {
+      var x = G.PAD + (i % 4) * (G.NODE_W + 100);
+      var y = G.PAD + Math.floor(i / 4) * (G.NODE_H + 50);
+      var taken = nodes.some(function (n) { return Math.abs(n.position.x - x) < G.NODE_W && Math.abs(n.position.y - y) < G.NODE_H + 10; });
+      if (!taken) return { x: x, y: y };
+    }
+  }
+
+  function addEdge(from, to, value) {
+    var edge = { from: from, to: to, type: "on_success", condition: null };
+    setEdgeType(edge, value || "on_success");
+    edges.push(edge);
+    return edges.length - 1;
+  }
+
+  var keyTouched = false;
+  function suggestKey() {
+    var sel = $("wf-new-event");
+    if (!sel || keyTouched) return;
+    var opt = sel.options[sel.selectedIndex];
+    $("wf-new-key").value = opt ? uniqueKey(slug(opt.dataset.name)) : "";
+  }
+
+  function addNodeFromForm() {
+    var sel = $("wf-new-event");
+    var raw = $("wf-new-input").value.trim();
+    var input = null;
+    $("wf-new-input-error").textContent = "";
+    if (raw) {
+      try { input = JSON.parse(raw); } catch (e) { $("wf-new-input-error").textContent = "Not valid JSON: " + e.message; return; }
+      if (input === null || typeof input !== "object" || Array.isArray(input)) { $("wf-new-input-error").textContent = "The input must be a JSON object."; return; }
+    }
+    var opt = sel.options[sel.selectedIndex];
+    var key = $("wf-new-key").value.trim() || uniqueKey(slug(opt.dataset.name));
+    var node = { id: "n" + nextId++, key: key, event_id: Number(sel.value), event_name: opt.dataset.name, input: input, position: freeSpot() };
+    nodes.push(node);
+    keyTouched = false;
+    $("wf-new-input").value = "";
+    suggestKey();
+    select({ kind: "node", id: node.id });
+  }
+
+  // ---- pointer: dragging nodes and drawing edges ---------------------------------------------
+  function point(ev) {
+    var rect = canvas.getBoundingClientRect();
+    return { x: ev.clientX - rect.left, y: ev.clientY - rect.top };
+  }
+
+  var drag = null;
+
+  function onPointerDown(ev) {
+    if (ev.button !== 0) return;
+    var wrap = ev.target.closest(".wf-node");
+    if (wrap && ev.target.closest(".handle-out")) {
+      ev.preventDefault();
+      var p = point(ev);
+      var line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      line.setAttribute("class", "wf-edge-draft");
+      graph.svg.appendChild(line);
+      drag = { kind: "connect", from: wrap.dataset.nodeId, line: line, start: p };
+      updateDraft(p);
+    } else if (wrap && ev.target.closest(".wf-node-body")) {
+      var node = nodeById(wrap.dataset.nodeId);
+      var q = point(ev);
+      drag = { kind: "move", node: node, dx: q.x - node.position.x, dy: q.y - node.position.y, start: q, moved: false };
+    } else if (!ev.target.closest(".wf-edge") && !ev.target.closest(".wf-popover")) {
+      if (selected) select(null);
+      return;
+    } else {
+      return;
+    }
+    document.addEventListener("pointermove", onPointerMove);
+    document.addEventListener("pointerup", onPointerUp);
+  }
+
+  function updateDraft(p) {
+    var from = nodeById(drag.from);
+    var sx = from.position.x + G.NODE_W, sy = from.position.y + G.NODE_H / 2;
+    var dx = Math.max(30, Math.abs(p.x - sx) / 2);
+    drag.line.setAttribute("d", "M" + sx + "," + sy + " C" + (sx + dx) + "," + sy + " " + (p.x - dx) + "," + p.y + " " + p.x + "," + p.y);
+  }
+
+  function onPointerMove(ev) {
+    if (!drag) return;
+    var p = point(ev);
+    if (drag.kind === "connect") { updateDraft(p); return; }
+    if (!drag.moved && Math.abs(p.x - drag.start.x) + Math.abs(p.y - drag.start.y) < 4) return;
+    drag.moved = true;
+    drag.node.position.x = Math.max(0, Math.round((p.x - drag.dx) / 10) * 10);
+    drag.node.position.y = Math.max(0, Math.round((p.y - drag.dy) / 10) * 10);
+    graph.place(drag.node);
+    graph.resize();
+    redrawEdges();
+  }
+
+  function onPointerUp(ev) {
+    document.removeEventListener("pointermove", onPointerMove);
+    document.removeEventListener("pointerup", onPointerUp);
+    var d = drag;
+    drag = null;
+    if (!d) return;
+    if (d.kind === "connect") {
+      d.line.remove();
+      var hit = document.elementFromPoint(ev.clientX, ev.clientY);
+      var target = hit && hit.closest ? hit.closest(".wf-node") : null;
+      if (!target || !canvas.contains(target) || target.dataset.nodeId === d.from) return;
+      var index = addEdge(d.from, target.dataset.nodeId, "on_success");
+      select({ kind: "edge", index: index }, true);
+      return;
+    }
+    if (d.moved) render();
+    else select({ kind: "node", id: d.node.id });
+  }
+
+  // ---- keyboard -------------------------------------------------------------------------------
+  function onCanvasKey(ev) {
+    var wrap = ev.target.closest(".wf-node");
+    var g = ev.target.closest(".wf-edge");
+    if (ev.key === "Delete" || ev.key === "Backspace") {
+      if (wrap) selected = { kind: "node", id: wrap.dataset.nodeId };
+      else if (g) selected = { kind: "edge", index: Number(g.dataset.index) };
+      else return;
+      ev.preventDefault();
+      removeSelected();
+      canvas.focus();
+      return;
+    }
+    if (g && (ev.key === "Enter" || ev.key === " ")) {
+      ev.preventDefault();
+      select({ kind: "edge", index: Number(g.dataset.index) }, true);
+      return;
+    }
+    var moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (wrap && moves[ev.key]) {
+      ev.preventDefault();
+      var node = nodeById(wrap.dataset.nodeId);
+      var step = ev.shiftKey ? 50 : 10;
+      node.position.x = Math.max(0, node.position.x + moves[ev.key][0] * step);
+      node.position.y = Math.max(0, node.position.y + moves[ev.key][1] * step);
+      selected = { kind: "node", id: node.id };
+      render();
+    }
+  }
+
+  function onCanvasClick(ev) {
+    var g = ev.target.closest(".wf-edge");
+    if (g) { select({ kind: "edge", index: Number(g.dataset.index) }, true); return; }
+    // Enter or Space on a focused node (a click without a pointer) selects it.
+    var wrap = ev.target.closest(".wf-node");
+    if (wrap && ev.detail === 0) select({ kind: "node", id: wrap.dataset.nodeId });
+  }
+
+  // ---- the inspector of the selected node -----------------------------------------------------
+  function bindInspector() {
+    $("wf-node-key").addEventListener("input", function () {
+      var node = selected && nodeById(selected.id);
+      if (!node) return;
+      node.key = this.value.trim();
+      render();
+    });
+    $("wf-node-event").addEventListener("change", function () {
+      var node = selected && nodeById(selected.id);
+      if (!node) return;
+      node.event_id = Number(this.value);
+      node.event_name = eventNames[node.event_id] || "";
+      render();
+    });
+    $("wf-node-input").addEventListener("change", function () {
+      var node = selected && nodeById(selected.id);
+      if (!node) return;
+      var raw = this.value.trim();
+      if (!raw) { node.input = null; return; }
+      try {
+        var value = JSON.parse(raw);
+        if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error("the input must be a JSON object");
+        node.input = value;
+        $("wf-node-input-error").textContent = "";
+      } catch (e) {
+        $("wf-node-input-error").textContent = "Not saved: " + e.message;
+      }
+    });
+    $("wf-node-remove").addEventListener("click", removeSelected);
+  }
+
+  // ---- settings: schedule fields for the chosen kind ------------------------------------------
+  function syncSchedule() {
+    var kind = $("wf-schedule-kind").value;
+    form.querySelectorAll("[data-schedule]").forEach(function (box) {
+      var on = box.dataset.schedule === kind;
+      box.hidden = !on;
+      if (on) box.removeAttribute("data-skip"); else box.setAttribute("data-skip", "");
+    });
+  }
+
+  function localInput(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return "";
+    var pad = function (n) { return String(n).padStart(2, "0"); };
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+
+  // ---- saving ---------------------------------------------------------------------------------
+  function body() {
+    var data = window.Cronium.formBody(form);
+    if (data.schedule && data.schedule.kind === "once" && data.schedule.at) {
+      var at = new Date(data.schedule.at);
+      if (!isNaN(at)) data.schedule.at = at.toISOString();
+    }
+    var keys = {};
+    nodes.forEach(function (n) { keys[n.id] = n.key; });
+    data.nodes = nodes.map(function (n) {
+      return { key: n.key, event_id: n.event_id, input: n.input, position: { x: n.position.x, y: n.position.y } };
+    });
+    data.edges = edges.map(function (e) {
+      var out = { from: keys[e.from], to: keys[e.to], type: e.type };
+      if (e.type === "on_condition") out.condition = e.condition;
+      return out;
+    });
+    return data;
+  }
+
+  // Mark the nodes and edges the API's errors name ("nodes[2].event_id", "edges[0]").
+  function markApiErrors(error) {
+    var details = Array.isArray(error.details) ? error.details : error.details && error.details.field ? [{ field: error.details.field }] : [];
+    details.forEach(function (d) {
+      var m = /^(nodes|edges)\[(\d+)\]/.exec(d.field || "");
+      if (!m) return;
+      var i = Number(m[2]);
+      if (m[1] === "nodes" && nodes[i]) graph.badNodes[nodes[i].id] = true;
+      if (m[1] === "edges" && edges[i]) graph.badEdges[i] = true;
+    });
+    graph.draw(nodes, edges);
+  }
+
+  async function save(ev) {
+    ev.preventDefault();
+    window.Cronium.clearErrors(form);
+    var result = validate();
+    if (result.issues.length) {
+      render();
+      var box = form.querySelector("[data-form-error]");
+      box.textContent = "Fix the problems listed above before saving.";
+      box.dataset.client = "1";
+      box.hidden = false;
+      $("wf-messages").scrollIntoView({ block: "nearest" });
+      return;
+    }
+    var data;
+    try {
+      data = body();
+    } catch (err) {
+      window.Cronium.showErrors(form, { message: err.message, details: err.details || [] });
+      return;
+    }
+    var response = await window.Cronium.submit(form, form.dataset.method, form.dataset.url, data);
+    if (response.ok) {
+      window.Cronium.afterSuccess(form, response.data);
+      return;
+    }
+    markApiErrors((response.data && response.data.error) || {});
+    var invalid = form.querySelector('[aria-invalid="true"]');
+    if (!invalid) $("wf-messages").scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- start ----------------------------------------------------------------------------------
+  document.addEventListener("DOMContentLoaded", function () {
+    form = $("wf-form");
+    canvas = $("wf-canvas");
+    if (!form || !canvas) return;
+    G = window.CroniumGraph;
+    popover = $("wf-edge-popover");
+    (G.readJson("wf-events") || []).forEach(function (e) { eventNames[e.id] = e.name; });
+    var data = G.fromApi(G.readJson("wf-graph-data") || {});
+    nodes = data.nodes.map(function (n) {
+      return { id: n.id, key: n.key, event_id: n.event_id, event_name: eventNames[n.event_id] || "", input: n.input || null, position: n.position };
+    });
+    edges = data.edges;
+    nextId = nodes.length + 1;
+    graph = G.create(canvas, { mode: "edit" });
+    canvas.tabIndex = -1;
+
+    canvas.addEventListener("pointerdown", onPointerDown);
+    canvas.addEventListener("click", onCanvasClick);
+    canvas.addEventListener("keydown", onCanvasKey);
+    document.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape" && !popover.hidden) { ev.preventDefault(); closePopover(); return; }
+      var active = document.activeElement;
+      var idle = !active || active === document.body || active === canvas || popover.contains(active);
+      if (ev.key === "Delete" && selected && idle) { ev.preventDefault(); removeSelected(); }
+    });
+    $("wf-edge-type").addEventListener("change", function () {
+      if (!selected || selected.kind !== "edge") return;
+      setEdgeType(edges[selected.index], this.value);
+      render();
+    });
+    $("wf-edge-done").addEventListener("click", closePopover);
+    $("wf-edge-remove").addEventListener("click", removeSelected);
+    $("wf-delete-selected").addEventListener("click", removeSelected);
+    if ($("wf-new-event")) {
+      $("wf-new-event").addEventListener("change", suggestKey);
+      $("wf-new-key").addEventListener("input", function () { keyTouched = this.value.trim() !== ""; });
+      $("wf-add-node").addEventListener("click", addNodeFromForm);
+      suggestKey();
+    }
+    $("wf-add-edge").addEventListener("click", function () {
+      if (!nodes.length) return;
+      var index = addEdge($("wf-edge-from").value, $("wf-edge-to").value, $("wf-edge-when").value);
+      select({ kind: "edge", index: index });
+    });
+    bindInspector();
+    $("wf-schedule-kind").addEventListener("change", syncSchedule);
+    var at = $("wf-schedule-at");
+    if (at && at.dataset.iso) at.value = localInput(at.dataset.iso);
+    syncSchedule();
+    form.addEventListener("submit", save);
+    render();
+  });
+})();
