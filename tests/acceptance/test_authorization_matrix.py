@@ -167,6 +167,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/action-templates/{template_id}"): NONE,
     ("PATCH", "/action-templates/{template_id}"): {"description": "changed"},
     ("DELETE", "/action-templates/{template_id}"): NONE,
+    ("POST", "/action-templates/{template_id}/test"): NONE,
+    ("POST", "/action-templates/preview"): {
+        k: v for k, v in SEEDS["action-templates"].items() if k != "name"
+    },
 }
 
 

@@ -56,6 +56,8 @@ class ActionRequest:
     credential_id: int | None = None
     tool: str | None = None  # needed without credential_id: the owner's only one of it
     execution_id: int | None = None  # templates see this execution; none: variables only
+    # Sample event/execution/output/input for a template test, over the variables-only context.
+    sample: dict[str, Any] | None = None
 
 
 @dataclass
@@ -109,6 +111,8 @@ async def prepare(conn: asyncpg.Connection, cipher: Cipher, request: ActionReque
         context = await template_context(conn, request.execution_id)
     else:
         context = await standalone_context(conn, request.owner_id)
+    if request.sample is not None:
+        context = {**context, **request.sample}
     rendered = render(params, context)
     validated(tool.actions[action], rendered, "params", "bad_params")
     return Prepared(credential, action, rendered)

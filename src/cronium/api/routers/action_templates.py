@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import or_, select
 
-from cronium.api.deps import DbDep, PrincipalDep, WriterDep
+from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
 from cronium.api.listing import (
     Page,
     PageDep,
@@ -22,14 +22,26 @@ from cronium.api.listing import (
     paginate,
     visible,
 )
+from cronium.api.routers.credentials import TEST_POLICY
 from cronium.api.schemas.resources import NO_NUL, ObjectId
-from cronium.api.schemas.tools import ActionTemplateIn, ActionTemplateOut, ActionTemplatePatch
+from cronium.api.schemas.tools import (
+    ActionOutcomeOut,
+    ActionTemplateIn,
+    ActionTemplateOut,
+    ActionTemplatePatch,
+    ActionTemplatePreviewIn,
+    ActionTemplatePreviewOut,
+    ActionTemplateTestIn,
+)
 from cronium.db.models import ToolKind
 from cronium.db.models.resources import ActionTemplate
 from cronium.errors import Conflict, ValidationFailed
 from cronium.tools.base import ToolError
-from cronium.tools.registry import split_action
-from cronium.tools.templates import check_syntax
+from cronium.tools.context import standalone_context
+from cronium.tools.credentials import validated
+from cronium.tools.execute import ActionRequest, execute
+from cronium.tools.registry import get_tool, split_action
+from cronium.tools.templates import check_syntax, render
 
 router = APIRouter(prefix="/action-templates", tags=["action-templates"])
 
@@ -51,7 +63,10 @@ def _checked(tool: str, action: str, params: dict[str, object]) -> str:
     try:
         check_syntax(params)
     except ToolError as exc:
-        raise ValidationFailed(exc.message, details={"field": "params"}) from None
+        # The message starts with the parameter's path (`params.text: …`): name that field.
+        where = exc.message.split(":", 1)[0]
+        field = where if where.startswith("params.") else "params"
+        raise ValidationFailed(exc.message, details={"field": field}) from None
     if "template_id" in params:
         raise ValidationFailed(
             "a template cannot refer to another template", details={"field": "params"}
@@ -163,3 +178,53 @@ async def delete_action_template(
     await db.delete(template)
     await db.flush()
     return Response(status_code=204)
+
+
+@router.post("/preview", response_model=ActionTemplatePreviewOut)
+async def preview_action_template(
+    body: ActionTemplatePreviewIn, principal: WriterDep, core: CoreDep
+) -> ActionTemplatePreviewOut:
+    """Render (unsaved) params with sample run data and check them; nothing is sent."""
+    action = _checked(body.tool.value, body.action, body.params)
+    try:
+        async with core.db.acquire() as conn:
+            context = await standalone_context(conn, principal.user_id)
+        rendered = render(body.params, {**context, **body.sample.model_dump()})
+        validated(get_tool(body.tool.value).actions[action], rendered, "params", "bad_params")
+    except ToolError as exc:
+        return ActionTemplatePreviewOut.model_validate(
+            {"ok": False, "params": None, "error": exc.as_dict()}
+        )
+    return ActionTemplatePreviewOut(ok=True, params=rendered, error=None)
+
+
+@router.post("/{template_id}/test", response_model=ActionOutcomeOut)
+async def test_action_template(
+    template_id: ObjectId,
+    principal: WriterDep,
+    core: CoreDep,
+    db: DbDep,
+    body: ActionTemplateTestIn | None = None,
+) -> ActionOutcomeOut:
+    """Send the saved template once with sample run data; 200 with ok=false on failure."""
+    template = await get_visible(
+        db,
+        ActionTemplate,
+        template_id,
+        principal,
+        for_write=True,
+        lock=False,
+        what="action template",
+    )
+    body = body or ActionTemplateTestIn()
+    # The owner's credential and template, through the one path every tool action takes.
+    request = ActionRequest(
+        owner_id=template.owner_id,
+        action=f"{template.tool.value}.{template.action}",
+        params={**body.params, "template_id": template.id},
+        credential_id=body.credential_id,
+        tool=template.tool.value,
+        sample=body.sample.model_dump(),
+    )
+    outcome = await execute(core.db, core.cipher, request, TEST_POLICY)
+    return ActionOutcomeOut.model_validate(outcome.as_dict())

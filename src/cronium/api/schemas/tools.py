@@ -115,3 +115,52 @@ class ToolOut(Out):
     credential_schema: dict[str, Any] = Field(description="JSON Schema of the config.")
     secret_fields: list[str] = Field(description="Config fields that are never returned.")
     actions: list[ToolActionOut]
+
+
+def _sample_event() -> dict[str, Any]:
+    return {"id": 1, "name": "nightly backup", "type": "bash", "tags": ["sample"]}
+
+
+def _sample_execution() -> dict[str, Any]:
+    return {
+        "id": 1,
+        "status": "failed",
+        "trigger": "schedule",
+        "error": "exit code 1",
+        "condition": None,
+        "started_at": "2026-01-01T03:00:00+00:00",
+        "finished_at": "2026-01-01T03:00:05+00:00",
+    }
+
+
+class TemplateSample(Body):
+    """Made-up run data a template is rendered with when testing or previewing it."""
+
+    event: JsonObject | None = Field(default_factory=_sample_event)
+    execution: JsonObject | None = Field(default_factory=_sample_execution)
+    output: Any = Field(default_factory=lambda: {"size": "1.2 GB"})
+    input: JsonObject = Field(default_factory=dict)
+
+
+class ActionTemplateTestIn(Body):
+    credential_id: int | None = Field(
+        default=None,
+        description="The owner's credential to send with; default: their only one of the tool.",
+    )
+    sample: TemplateSample = Field(default_factory=TemplateSample)
+    params: JsonObject = Field(
+        default_factory=dict, description="Merged over the template's params (e.g. {'to': …})."
+    )
+
+
+class ActionTemplatePreviewIn(Body):
+    tool: ToolKind
+    action: ActionName
+    params: JsonObject = Field(default_factory=dict)
+    sample: TemplateSample = Field(default_factory=TemplateSample)
+
+
+class ActionTemplatePreviewOut(Out):
+    ok: bool
+    params: dict[str, Any] | None = Field(description="The parameters as they would be sent.")
+    error: ToolErrorOut | None
