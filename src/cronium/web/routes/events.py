@@ -160,7 +160,7 @@ async def _owners(db: AsyncSession, user_ids: set[int]) -> dict[int, str]:
     if not user_ids:
         return {}
     rows = await db.execute(select(User.id, User.email).where(User.id.in_(user_ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def _tags(db: AsyncSession, owner_id: int | None) -> list[str]:
