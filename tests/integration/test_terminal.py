@@ -14,17 +14,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from cronium.api.deps import SESSION_COOKIE
 from cronium.app import create_app
 from cronium.config import Settings
 from cronium.core import Core
 from cronium.db.session import asyncpg_dsn
 from cronium.services import terminal as terminal_service
-from tests.conftest import Api
+from tests.conftest import PASSWORD, Api
 from tests.support.sshd import SshHost, add_server, remote_leftovers, ssh_user, sshd_factory
 
 __all__ = ["ssh_user", "sshd_factory"]
@@ -54,11 +56,22 @@ async def server(settings: Settings, core: Core) -> AsyncIterator[str]:
     await asyncio.wait_for(task, timeout=15)
 
 
-def open_terminal(server: str, server_id: int, token: str | None, query: str = "") -> connect:
+def open_terminal(
+    server: str,
+    server_id: int,
+    token: str | None,
+    query: str = "",
+    *,
+    cookie: str | None = None,
+    origin: str | None = None,
+) -> connect:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if cookie is not None:
+        headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
     return connect(
         f"ws://{server}/api/v1/servers/{server_id}/terminal{query}",
         additional_headers=headers,
+        origin=origin,  # type: ignore[arg-type]
         proxy=None,
         open_timeout=15,
     )
@@ -107,9 +120,9 @@ def details(row: asyncpg.Record) -> dict[str, Any]:
     return dict(value if isinstance(value, dict) else json.loads(value))
 
 
-async def refused(server: str, server_id: int, token: str | None) -> int:
+async def refused(server: str, server_id: int, token: str | None, **kwargs: Any) -> int:
     with pytest.raises(InvalidStatus) as info:
-        async with open_terminal(server, server_id, token):
+        async with open_terminal(server, server_id, token, **kwargs):
             pass
     return int(info.value.response.status_code)
 
@@ -193,6 +206,25 @@ async def test_viewers_others_and_strangers_are_refused(
     # Nothing was opened: no connection reached sshd, so no host key got pinned.
     server_body = (await api["user"].get(f"/servers/{server_id}")).json()
     assert server_body["host_key_fingerprint"] is None
+
+
+async def test_session_cookie_needs_our_own_origin(
+    server: str, api: dict[str, Api], client: httpx.AsyncClient, sshd_factory: HostFactory
+) -> None:
+    host = sshd_factory("term-cookie")
+    server_id = await add_server(api["user"], host)
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": api["user"].persona.email, "password": PASSWORD}
+    )
+    cookie = str(login.cookies[SESSION_COOKIE])
+    # Browsers send cookies on cross-site WebSocket handshakes: those are refused.
+    for origin in ("http://evil.example", f"http://{server}.evil.example"):
+        assert await refused(server, server_id, None, cookie=cookie, origin=origin) == 403
+    async with open_terminal(
+        server, server_id, None, cookie=cookie, origin=f"http://{server}"
+    ) as ws:
+        await send_input(ws, "echo cookie-$((40+2))\n")
+        await read_until(ws, "cookie-42")
 
 
 async def test_a_changed_host_key_is_refused(
