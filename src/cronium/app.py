@@ -12,14 +12,17 @@ from fastapi.responses import HTMLResponse
 from cronium import __version__
 from cronium.api.errors import install_error_handlers
 from cronium.api.routers import (
+    account_links,
     action_templates,
     auth,
     credentials,
     events,
     executions,
     health,
+    invitations,
     metrics,
     servers,
+    settings as settings_router,
     stream,
     terminal,
     tokens,
@@ -66,7 +69,10 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, tokens, events, executions, stream, servers, variables, workflows):
+    # invitations before users: /users/{user_id} would otherwise catch /users/invitations.
+    for module in (auth, account_links, invitations, users, tokens, settings_router):
+        api.include_router(module.router)
+    for module in (events, executions, stream, servers, variables, workflows):
         api.include_router(module.router)
     api.include_router(terminal.router)
     api.include_router(workflows.runs_router)

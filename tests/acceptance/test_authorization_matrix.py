@@ -38,6 +38,12 @@ PERSONAS = ("admin", "user", "other", "viewer", "anonymous")
 # No authentication by design: tested in test_auth.py and test_webhooks.py (the key is
 # the credential, plus an optional HMAC signature).
 PUBLIC = {("POST", "/auth/login"), ("POST", "/webhooks/{key}")}
+# Reached from emailed links, without login (test_password_reset.py, test_invitations.py).
+PUBLIC |= {
+    ("POST", "/auth/password-reset"),
+    ("POST", "/auth/password-reset/confirm"),
+    ("POST", "/auth/invitations/accept"),
+}
 SECRET = "seeded-secret-value-7f3a"
 REQUEST_TIMEOUT_S = 15
 
@@ -45,6 +51,7 @@ REQUEST_TIMEOUT_S = 15
 FAMILIES = {
     "auth": "self",
     "users": "admin-only",
+    "settings": "admin-only",
     "tokens": "personal",
     "events": "owned",
     "servers": "owned",
@@ -63,6 +70,7 @@ PARAMS = {
     "variable_id": "variables",
     "token_id": "api_tokens",
     "user_id": "users",
+    "invitation_id": "account_tokens",
     "execution_id": "executions",
     "workflow_id": "workflows",
     "run_id": "workflow_runs",
@@ -73,6 +81,7 @@ PARAMS = {
 TABLES = (
     "users",
     "api_tokens",
+    "account_tokens",
     "events",
     "servers",
     "variables",
@@ -120,6 +129,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/users/{user_id}"): NONE,
     ("PATCH", "/users/{user_id}"): {"role": "viewer"},
     ("DELETE", "/users/{user_id}"): NONE,
+    ("GET", "/users/invitations"): NONE,
+    ("POST", "/users/invitations"): {"email": "invited@example.com", "role": "viewer"},
+    ("DELETE", "/users/invitations/{invitation_id}"): NONE,
+    ("GET", "/settings"): NONE,
+    ("PUT", "/settings"): {"smtp": {"host": "127.0.0.1", "from_address": "c@example.com"}},
+    ("POST", "/settings/test-email"): NONE,
     ("GET", "/tokens"): NONE,
     ("POST", "/tokens"): {"name": "matrix", "expires_in_days": 30},
     ("DELETE", "/tokens/{token_id}"): NONE,
@@ -309,6 +324,10 @@ async def seed(case: Case, api: dict[str, Api], core: Core) -> dict[str, int]:
         resp = await api[owner_for(case)].post("/tokens", json={"name": "target"})
         assert resp.status_code == 201, resp.text
         return {"token_id": resp.json()["id"]}
+    if family == "admin-only" and "invitation_id" in case.params:
+        resp = await api["admin"].post("/users/invitations", json={"email": "x@example.com"})
+        assert resp.status_code == 201, resp.text
+        return {"invitation_id": resp.json()["id"]}
     if family == "admin-only" and case.params:
         return {"user_id": IDS["other"]}
     return {}
@@ -361,6 +380,8 @@ async def check_listing(case: Case, resp: httpx.Response, values: dict[str, int]
     family = FAMILIES[case.segment]
     if family not in ("owned", "personal", "admin-only"):
         return
+    if family == "admin-only" and case.path != "/users":
+        return  # settings and invitations: checked in their own tests
     body = resp.json()
     assert set(body) >= {"items", "total", "limit", "offset"}
     owners = {item.get("owner_id", item.get("user_id")) for item in body["items"]}

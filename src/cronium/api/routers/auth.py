@@ -59,6 +59,30 @@ async def _audit_failure(core: Core, email: str, addr: str | None, user: User | 
         )
 
 
+def set_session_cookies(response: Response, core: Core, csrf_token: str, cookie: str) -> None:
+    """The HttpOnly session cookie and the CSRF cookie the page scripts read."""
+    secure = core.settings.secure_cookies
+    max_age = core.settings.session_ttl_s
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf_token,
+        max_age=max_age,
+        httponly=False,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+
+
 @router.post("/login", response_model=LoginOut)
 async def login(
     body: LoginIn, request: Request, response: Response, core: CoreDep, db: DbDep
@@ -93,26 +117,7 @@ async def login(
         user_agent=request.headers.get("user-agent"),
     )
     audit.record(db, "login.success", actor_user_id=user.id, actor=user.email, client_addr=addr)
-    secure = core.settings.secure_cookies
-    max_age = core.settings.session_ttl_s
-    response.set_cookie(
-        SESSION_COOKIE,
-        cookie,
-        max_age=max_age,
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
-    response.set_cookie(
-        CSRF_COOKIE,
-        session.csrf_token,
-        max_age=max_age,
-        httponly=False,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
+    set_session_cookies(response, core, session.csrf_token, cookie)
     return LoginOut(
         user=UserOut.model_validate(user),
         csrf_token=session.csrf_token,

@@ -73,3 +73,48 @@ class TokenOut(Out):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The secret token. Shown only once.")
+
+
+LinkToken = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class PasswordResetIn(Body):
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class PasswordResetConfirm(Body):
+    token: LinkToken
+    password: Password
+
+
+class Accepted(Body):
+    message: str
+
+
+class InvitationCreate(Body):
+    email: Email
+    role: Role = Role.user
+
+
+class InvitationOut(Out):
+    id: int
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    expired: bool = False
+
+
+class InvitationCreated(InvitationOut):
+    email_sent: bool = Field(description="The invitation email went out.")
+    email_error: str | None = Field(
+        default=None, description="Why the email could not be sent (then share `url` yourself)."
+    )
+    url: str | None = Field(
+        default=None, description="The invitation link, only when it could not be emailed."
+    )
+
+
+class InvitationAccept(Body):
+    token: LinkToken
+    password: Password

@@ -1,6 +1,13 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
-from cronium.db.models.accounts import ApiToken, AuditLog, Session, Setting, User
+from cronium.db.models.accounts import (
+    AccountToken,
+    ApiToken,
+    AuditLog,
+    Session,
+    Setting,
+    User,
+)
 from cronium.db.models.base import (
     ActionTrigger,
     ActionType,
@@ -34,6 +41,7 @@ from cronium.db.models.workflows import (
 )
 
 __all__ = [
+    "AccountToken",
     "ActionDelivery",
     "ActionTrigger",
     "ActionType",

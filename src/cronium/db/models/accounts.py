@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cronium.db.models.base import (
@@ -93,4 +104,37 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(nullable=False, server_default="{}")
+    # The secret part of the setting (e.g. the SMTP password), encrypted JSON; never in `value`.
+    secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = updated_at_column()
+
+
+class AccountToken(Base):
+    """A single-use emailed link: a password reset or an invitation.
+
+    Only the SHA-256 of the link's token is stored; the link works once (`used_at`), until
+    `expires_at`, and not after an admin revoked it (`revoked_at`).
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint("kind IN ('reset', 'invite')", name="kind"),
+        Index("ix_account_tokens_kind_email", "kind", "email"),
+    )
+
+    id: Mapped[int] = id_column()
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    # reset: the account; invite: null until accepted, then the new account.
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[Role | None] = mapped_column(pg_enum(Role, "user_role"))
+    created_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
