@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -50,6 +51,16 @@ async def test_secret_variable_is_masked_and_never_sent(
     await expect(page.locator("tr", has_text="limits")).to_contain_text('{"cpu": 2}')
     assert SECRET not in await page.content()
     await shot(page, "variables")
+
+    # The search filters the table in place (HTMX) and lands in the address.
+    await page.get_by_role("searchbox").fill("regi")
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(page.locator("tbody tr")).to_contain_text("REGION")
+    await expect(page).to_have_url(re.compile(r"/variables\?search=regi"))
+    await page.goto("/variables?kind=secret")
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(page.locator("tbody tr")).to_contain_text("DB_PASSWORD")
+    await page.goto("/variables")
 
     # Editing a secret starts empty; saving it so keeps the stored value.
     await row.get_by_role("link", name="Edit").click()

@@ -164,7 +164,9 @@ async def test_closing_the_socket_ends_the_shell(
     async with open_terminal(server, server_id, api["admin"].persona.token) as ws:
         await send_input(ws, "sleep 1234567 & echo started-$((6*7))\n")
         await read_until(ws, "started-42")
-        assert remote_leftovers("sleep 1234567")
+        async with asyncio.timeout(10):  # the background job may still be exec'ing sleep
+            while not remote_leftovers("sleep 1234567"):
+                await asyncio.sleep(0.05)
     # The SSH channel closes with the socket: the shell (and its job) are hung up.
     deadline = asyncio.get_running_loop().time() + 10
     while remote_leftovers("sleep 1234567"):

@@ -65,20 +65,29 @@ def clamp_size(cols: object, rows: object) -> tuple[int, int] | None:
 async def open_shell(
     pool: SshPool, spec: ServerSpec, cols: int, rows: int
 ) -> tuple[contextlib.AsyncExitStack, asyncssh.SSHClientProcess[bytes]]:
-    """A login shell in a PTY on a pooled connection; close the stack to release it."""
-    stack = contextlib.AsyncExitStack()
-    try:
-        pooled = await stack.enter_async_context(pool.lease(spec))
+    """A login shell in a PTY on a pooled connection; close the stack to release it.
+
+    A pooled connection can die unnoticed between uses: one fresh try, as jobs do.
+    """
+    for attempt in (1, 2):
+        stack = contextlib.AsyncExitStack()
         try:
-            process: asyncssh.SSHClientProcess[bytes] = await pooled.conn.create_process(
-                term_type=TERM_TYPE, term_size=(cols, rows), encoding=None
-            )
-        except (OSError, asyncssh.Error) as exc:
-            raise connect_error(spec, exc, pool.connect_timeout_s) from None
-    except BaseException:
-        await stack.aclose()
-        raise
-    return stack, process
+            pooled = await stack.enter_async_context(pool.lease(spec))
+            try:
+                process: asyncssh.SSHClientProcess[bytes] = await pooled.conn.create_process(
+                    term_type=TERM_TYPE, term_size=(cols, rows), encoding=None
+                )
+            except (OSError, asyncssh.Error) as exc:
+                pooled.close()
+                if attempt == 2:
+                    raise connect_error(spec, exc, pool.connect_timeout_s) from None
+                await stack.aclose()
+                continue
+        except BaseException:
+            await stack.aclose()
+            raise
+        return stack, process
+    raise AssertionError("unreachable")
 
 
 async def pump(

@@ -92,7 +92,10 @@ async def server_terminal(
     size = terminal.clamp_size(cols, rows) or (terminal.DEFAULT_COLS, terminal.DEFAULT_ROWS)
     try:
         stack, process = await terminal.open_shell(core.ssh, spec, *size)
-    except SshError as exc:
+    except Exception as exc:
+        if not isinstance(exc, SshError):
+            log.exception("terminal on server %s could not start", server_id)
+            exc = SshError("ssh_error", f"the terminal on {spec.name} could not start: {exc}")
         await _audit(
             core,
             "terminal.failed",
