@@ -28,7 +28,10 @@
     }
   }
 
-  function nodeById(id) { return graph.nodeById(id); }
+  function nodeById(id) {
+    for (var i = 0; i < nodes.length; i++) if (nodes[i].id === id) return nodes[i];
+    return null;
+  }
 
   // ---- validation: what the API would refuse, said before saving ----------------------------
   function findCycle() {
@@ -135,7 +138,10 @@
         sel.appendChild(opt);
       });
       if (keep && nodeById(keep)) sel.value = keep;
-      else if (which === 1 && nodes.length > 1) sel.selectedIndex = 1;
+      // "To" defaults to the newest node other than "From".
+      if (which === 1 && nodes.length > 1 && sel.value === $("wf-edge-from").value) {
+        sel.selectedIndex = sel.value === nodes[nodes.length - 1].id ? 0 : nodes.length - 1;
+      }
     });
     $("wf-add-edge").disabled = nodes.length < 1;
   }
@@ -523,6 +529,12 @@
     if (at && at.dataset.iso) at.value = localInput(at.dataset.iso);
     syncSchedule();
     form.addEventListener("submit", save);
+    // Enter in the editor's own inputs must not save the workflow: in "Add a node" it adds.
+    form.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Enter" || ev.target.tagName !== "INPUT" || !ev.target.closest("[data-skip]")) return;
+      ev.preventDefault();
+      if (ev.target.closest(".wf-add-node")) addNodeFromForm();
+    });
     render();
   });
 })();

@@ -46,7 +46,7 @@
     nodes.forEach(function (n) {
       var d = depth[n.key];
       rows[d] = (rows[d] || 0) + 1;
-      n.position = { x: PAD + d * (NODE_W + 70), y: PAD + (rows[d] - 1) * (NODE_H + 44) };
+      n.position = { x: PAD + d * (NODE_W + 110), y: PAD + (rows[d] - 1) * (NODE_H + 44) };
     });
   }
 
@@ -112,15 +112,13 @@
     var sub = document.createElement("span");
     sub.className = "wf-node-sub";
     sub.textContent = node.event_name || ("event " + node.event_id);
-    var head = document.createElement("span");
-    head.className = "wf-node-head";
-    head.appendChild(title);
     if (this.mode === "run") {
       var status = document.createElement("span");
       status.className = "wf-node-status";
-      head.appendChild(status);
+      sub.textContent = " · " + sub.textContent;
+      sub.prepend(status);
     }
-    body.appendChild(head);
+    body.appendChild(title);
     body.appendChild(sub);
     wrap.appendChild(body);
     if (this.mode === "edit") {
@@ -190,7 +188,7 @@
       w = Math.max(w, n.position.x + NODE_W + PAD);
       h = Math.max(h, n.position.y + NODE_H + PAD);
     });
-    var minH = this.mode === "edit" ? 420 : 160;
+    var minH = this.mode === "edit" ? 380 : 160;
     w = Math.max(w, 320);
     h = Math.max(h, minH);
     this.canvas.style.width = w + "px";
@@ -201,8 +199,8 @@
 
   Graph.prototype.anchors = function (from, to) {
     return {
-      sx: from.position.x + NODE_W, sy: from.position.y + NODE_H / 2,
-      ex: to.position.x, ey: to.position.y + NODE_H / 2,
+      sx: from.position.x + NODE_W + 8, sy: from.position.y + NODE_H / 2,
+      ex: to.position.x - 9, ey: to.position.y + NODE_H / 2,
     };
   };
 
@@ -248,6 +246,7 @@
         g.appendChild(svg("path", { d: c.d, class: "wf-edge-hit" }));
       }
       if (this.selected && this.selected.kind === "edge" && this.selected.index === index) g.classList.add("selected");
+      if (this.mode === "run" && this.edgeLit(edge)) g.classList.add("lit");
       var marker = bad ? "invalid" : this.mode === "run" && !this.edgeLit(edge) ? "pending" : edge.type;
       g.appendChild(svg("path", { d: c.d, class: "wf-edge-line " + typeClass, "marker-end": "url(#wf-arrow-" + marker + ")" }));
       var label = svg("text", { x: c.mx, y: c.my - 6, class: "wf-edge-label", "text-anchor": "middle" });
