@@ -41,6 +41,12 @@ class Rate:
         return None if self.finished == 0 else 100.0 * self.succeeded / self.finished
 
     @property
+    def label(self) -> str:
+        """ "97.3 %", "100 %"; a dash before any run has finished."""
+        pct = self.percent
+        return "—" if pct is None else f"{pct:.1f}".removesuffix(".0") + " %"
+
+    @property
     def tone(self) -> str:
         pct = self.percent
         return "" if pct is None else "ok" if pct >= 95 else "warn" if pct >= 80 else "bad"

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
@@ -152,7 +153,13 @@ async def executions_page(
         "filters": {"status": status, "event_id": event_id, "trigger": trigger},
     }
     if request.headers.get("hx-request") == "true":
-        return render(request, "executions/_table.html", principal, title="Runs", **context)
+        response = render(request, "executions/_table.html", principal, title="Runs", **context)
+        # The address bar shows only the filters in use (a form sends the empty ones too).
+        canonical = dict(query, page=page) if page > 1 else query
+        response.headers["HX-Push-Url"] = "/executions" + (
+            "?" + urlencode(canonical) if canonical else ""
+        )
+        return response
     return render(
         request,
         "executions/list.html",

@@ -89,7 +89,7 @@ async def _bounded(probe: Any, what: str) -> Probe:
         return Probe("error", f"{what} gave no answer within {PROBE_LIMIT_S * 1000:.0f} ms")
 
 
-async def _dependencies(core: Core) -> list[Dependency]:
+async def _dependencies(core: Core, last_mode: str | None) -> list[Dependency]:
     settings = core.settings
     docker, valkey = await asyncio.gather(
         _bounded(probe_docker(settings.docker_host), "Docker"),
@@ -112,7 +112,10 @@ async def _dependencies(core: Core) -> list[Dependency]:
         Dependency("Valkey", valkey.state, valkey.reason, valkey_use),
         Dependency("Docker", docker.state, docker.reason),
         Dependency(
-            "Executor", "ok" if mode else "absent", executor_detail, f"mode: {mode or 'none'}"
+            "Executor",
+            "ok" if mode else "absent",
+            executor_detail,
+            f"mode: {mode or 'none'} · last job ran in mode: {last_mode or 'none yet'}",
         ),
     ]
 
@@ -190,7 +193,11 @@ async def monitoring_page(
 ) -> HTMLResponse:
     now = datetime.now(UTC)
     # The probes wait on the network, the queries on the database: run them side by side.
-    probes = asyncio.create_task(_dependencies(core))
+    # The mode of the newest job that started: what actually ran, on whichever node.
+    last_mode = await db.scalar(
+        select(Job.mode).where(Job.mode.is_not(None)).order_by(Job.id.desc()).limit(1)
+    )
+    probes = asyncio.create_task(_dependencies(core, last_mode))
     try:
         context: dict[str, Any] = {
             "queue": (await db.execute(QUEUE_SQL)).one(),
