@@ -43,6 +43,9 @@ async def test_create_python_event_fix_cron_and_run_it(
     await expect(fires).to_have_count(5)
     await expect(page.locator("#schedule-preview")).to_contain_text("Europe/Berlin")
     await expect(page.locator("[data-preview-error]")).to_have_count(0)
+    await expect(slot).to_be_empty()
+    await expect(cron).not_to_have_attribute("aria-invalid", "true")
+    await page.locator("#schedule-fields").scroll_into_view_if_needed()
     await shot(page, "event-editor")
     await page.get_by_role("button", name="Create event").click()
 
@@ -53,6 +56,7 @@ async def test_create_python_event_fix_cron_and_run_it(
         "cron */5 * * * * (Europe/Berlin)"
     )
     await expect(page.locator('[data-summary="next-fire"]')).to_contain_text("UTC")
+    await expect(page.locator('[data-summary="next-fire"]')).to_contain_text(re.compile("CES?T"))
     stored = (await api["user"].get(f"/events/{event_id}")).json()
     assert stored["schedule"] == {
         "kind": "cron",
@@ -61,7 +65,6 @@ async def test_create_python_event_fix_cron_and_run_it(
     }
     assert stored["language"] == "python" and stored["tags"] == ["reports", "nightly"]
     assert stored["status"] == "active"
-    await shot(page, "event")
 
     # Run now: bad JSON is refused inline; good JSON starts a run and opens it.
     run_input = page.locator('#run-form [name="input"]')
@@ -82,6 +85,7 @@ async def test_create_python_event_fix_cron_and_run_it(
     await expect(row).to_be_visible()
     await expect(row.locator(".badge")).to_have_text("succeeded", timeout=20_000)
     await expect(page.locator("#history")).not_to_have_attribute("data-live", "")
+    await shot(page, "event")
     await page.locator('[data-run-filter="failed"]').click()
     await expect(page.locator("#history")).to_contain_text("No runs with status failed")
     await page.locator('[data-run-filter="succeeded"]').click()
@@ -148,3 +152,82 @@ async def test_editing_keeps_stored_values_and_places_nested_errors(
     await page.locator('[data-kv="env"] .kv-row').nth(1).locator("[data-k]").fill("MODE")
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.locator('[data-error-for="env"]')).to_contain_text("TOKEN")
+
+
+async def test_tool_event_with_once_schedule_and_conditional_actions(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    cred = await api["user"].post(
+        "/credentials",
+        json={"name": "ops hook", "tool": "webhook", "config": {"url": "https://example.com/h"}},
+    )
+    assert cred.status_code == 201, cred.text
+    other = await api["user"].post(
+        "/events", json={"name": "Follow-up", "language": "bash", "content": "true"}
+    )
+    assert other.status_code == 201, other.text
+    page = await login_as("user")
+    await page.goto("/events/new")
+    await page.locator('[name="name"]').fill("Notify")
+    await page.locator('[name="type"]').select_option("tool")
+    await expect(page.locator('[data-section="script"]').first).to_be_hidden()
+    await page.locator('[name="tool.credential_id"]').select_option(label="ops hook (webhook)")
+    await expect(page.locator('[name="tool.action"] option')).to_have_count(2)  # "choose" + send
+    await page.locator('[name="tool.action"]').select_option("webhook.send")
+    await page.locator('[name="tool.params"]').fill('{"body": {"text": "hi"}}')
+
+    # Once, at a wall-clock time in Berlin: stored as the matching UTC instant.
+    await page.locator('[name="schedule.kind"]').select_option("once")
+    await page.locator('[name="schedule.timezone"]').select_option("Europe/Berlin")
+    await page.locator("[data-at-local]").fill("2030-01-15T09:00:00")
+    await expect(page.locator("#schedule-preview [data-fires] li")).to_have_text(
+        re.compile(r"Tue 2030-01-15 09:00:00 CET\s+08:00:00 UTC")
+    )
+
+    # Actions: run another event on success; a tool message with bad JSON is refused inline.
+    await page.get_by_role("button", name="Add action").click()
+    first = page.locator(".action-row").nth(0)
+    await first.locator('[data-a="on"]').select_option("on_success")
+    await first.locator('[data-a="type"]').select_option("run_event")
+    await first.locator('[data-a="event_id"]').select_option(label="Follow-up")
+    await page.get_by_role("button", name="Add action").click()
+    second = page.locator(".action-row").nth(1)
+    await second.locator('[data-a="on"]').select_option("on_condition")
+    await second.locator('[data-a="condition"]').select_option("false")
+    await second.locator('[data-a="credential_id"]').select_option(label="ops hook (webhook)")
+    await second.locator('[data-a="action"]').select_option("webhook.send")
+    await second.locator('[data-a="params"]').fill("{oops")
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page.locator('[data-error-for="actions.1"]')).to_contain_text("not valid JSON")
+    await second.locator('[data-a="params"]').fill('{"body": {"text": "{{ event.name }}"}}')
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page).to_have_url(re.compile(r"/events/\d+$"))
+    event_id = int(page.url.rsplit("/", 1)[1])
+    await expect(page.locator(".summary")).to_contain_text("run event “Follow-up”")
+
+    stored = (await api["user"].get(f"/events/{event_id}")).json()
+    assert stored["type"] == "tool"
+    assert stored["tool"] == {
+        "credential_id": cred.json()["id"],
+        "action": "webhook.send",
+        "params": {"body": {"text": "hi"}},
+    }
+    assert stored["schedule"] == {"kind": "once", "at": "2030-01-15T08:00:00Z"}
+    actions = [
+        {k: v for k, v in a.items() if k != "id" and v not in (None, {})} for a in stored["actions"]
+    ]
+    assert actions == [
+        {"on": "on_success", "type": "run_event", "event_id": other.json()["id"]},
+        {
+            "on": "on_condition",
+            "condition": False,
+            "type": "tool",
+            "credential_id": cred.json()["id"],
+            "action": "webhook.send",
+            "params": {"body": {"text": "{{ event.name }}"}},
+        },
+    ]
+
+    # The editor shows the stored time back on the event's clock.
+    await page.goto(f"/events/{event_id}/edit")
+    await expect(page.locator("[data-at-local]")).to_have_value("2030-01-15T08:00")

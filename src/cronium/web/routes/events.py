@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -209,6 +210,7 @@ async def event_page(
         servers=servers,
         actions=actions,
         schedule=schedule_text(event),
+        next_local=_in_zone(event.next_fire_at, event.timezone),
         webhook_url=webhook_url(request, event.webhook_key) if event.webhook_enabled else None,
         **history,
     )
@@ -229,6 +231,17 @@ async def history_fragment(
     return render(
         request, "events/_history.html", principal, title=event.name, event=event, **history
     )
+
+
+def _in_zone(when: datetime | None, zone: str) -> str | None:
+    """A time on the event's own clock, when that is not UTC."""
+    if when is None or zone == "UTC":
+        return None
+    try:
+        local = when.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or zone)
 
 
 async def _event(db: AsyncSession, event_id: int, principal: PageUser) -> Event:

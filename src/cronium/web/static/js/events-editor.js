@@ -313,6 +313,15 @@
   function showHook() { $("[data-webhook-details]").hidden = !hookOn.checked; }
   hookOn.addEventListener("change", showHook);
 
+  // An error shown next to a field goes away once that field is edited.
+  form.addEventListener("input", function (ev) {
+    var name = ev.target.name;
+    if (!name) return;
+    var slot = form.querySelector('[data-error-for="' + CSS.escape(name) + '"]');
+    if (slot) slot.textContent = "";
+    ev.target.removeAttribute("aria-invalid");
+  });
+
   // ---- the body --------------------------------------------------------------------------------
   form.croniumBody = function () {
     syncSchedule();
