@@ -443,7 +443,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results[persona] = rows
         cpu = meter.stop()
     every = [row for rows in results.values() for row in rows]
-    ok_rows = [r for r in every if r["status"] < 400]
+    ok_rows = [r for r in every if r["status"] < 500]
     slowest = max(every, key=lambda r: r["p95_ms"]) if every else None
     return {
         "benchmark": "ui_pages",
@@ -452,10 +452,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "method": "in-process ASGI (httpx.ASGITransport), session cookie, sequential requests",
         "pages": results,
         "skipped": skipped,
-        "errors": [{"page": r["page"], "status": r["status"]} for r in every if r["status"] >= 400],
+        # 5xx: a broken page. 4xx: a page that wants more than an id (a token in the query)
+        # or a role this persona lacks; listed so a new refusal is noticed.
+        "errors": [{"page": r["page"], "status": r["status"]} for r in every if r["status"] >= 500],
+        "refused": sorted(
+            {f"{r['status']} {r['page']}" for r in every if 400 <= r["status"] < 500}
+        ),
         "slowest_p95": {"page": slowest["page"], "p95_ms": slowest["p95_ms"]} if slowest else None,
         "target_ms": TARGET_MS,
-        "meets_target": bool(ok_rows) and all(r["p95_ms"] < TARGET_MS for r in every),
+        "meets_target": len(ok_rows) == len(every) > 0
+        and all(r["p95_ms"] < TARGET_MS for r in every),
         "cpu": cpu,
         "machine": machine,
     }
