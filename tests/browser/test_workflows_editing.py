@@ -216,3 +216,27 @@ async def test_list_pages_and_searches_and_fits_a_phone(
     await page.locator("[data-confirm-ok]").click()
     await expect(page.get_by_role("link", name="wf-10")).to_have_count(0)
     assert (await api["user"].get("/workflows")).json()["total"] == 26
+
+
+async def test_run_with_input_from_the_workflow_page(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    user = api["user"]
+    wf = await two_node_workflow(user)
+    page = await login_as("user")
+    await page.goto(f"/workflows/{wf['id']}")
+    await page.get_by_text("Run with input…").click()
+    field = page.locator('textarea[name="input"]')
+    await field.fill("[1, 2")
+    await page.get_by_role("button", name="Run with this input").click()
+    await expect(page.locator('[data-error-for="input"]')).to_contain_text("not valid JSON")
+    await field.fill('{"ref": "main"}')
+    await page.get_by_role("button", name="Run with this input").click()
+    await expect(page).to_have_url(re.compile(r"/workflow-runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    await expect(page.locator("#wf-run-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=30_000
+    )
+    assert (await user.get(f"/workflow-runs/{run_id}")).json()["input"] == {"ref": "main"}
+    await page.get_by_text("Run input").click()
+    await expect(page.locator(".wf-json")).to_contain_text('"ref": "main"')

@@ -107,9 +107,16 @@ async def workflows_page(
         "limit": PAGE_SIZE,
         "q": q,
     }
-    if request.headers.get("hx-request") == "true":
-        return render(request, "workflows/_list.html", principal, **context)
-    return render(request, "workflows/list.html", principal, title="Workflows", **context)
+    fragment = request.headers.get("hx-request") == "true" and not request.headers.get(
+        "hx-history-restore-request"
+    )
+    if fragment:
+        response = render(request, "workflows/_list.html", principal, **context)
+    else:
+        response = render(request, "workflows/list.html", principal, title="Workflows", **context)
+    # The same URL answers a fragment or a page: caches must keep them apart.
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 async def _events_for(db: AsyncSession, owner_id: int) -> list[dict[str, Any]]:
@@ -261,7 +268,8 @@ async def workflow_run_page(
             {
                 **n,
                 "event_name": names.get(n["event_id"], ""),
-                "status": nr.status.value if nr else "pending",
+                # A node added after this run has no row in it.
+                "status": nr.status.value if nr else "absent",
                 "execution_id": nr.execution_id if nr else None,
                 "error": nr.error if nr else None,
                 "started_at": nr.started_at if nr else None,

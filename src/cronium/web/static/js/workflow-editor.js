@@ -8,7 +8,6 @@
   var edges = [];
   var selected = null; // {kind: "node", id} | {kind: "edge", index}
   var nextId = 1;
-  var KEY_RE = /^[A-Za-z0-9_.\- ]+$/;
   var eventNames = {};
 
   function $(id) { return document.getElementById(id); }
@@ -33,63 +32,8 @@
     return null;
   }
 
-  // ---- validation: what the API would refuse, said before saving ----------------------------
-  function findCycle() {
-    var children = {};
-    nodes.forEach(function (n) { children[n.id] = []; });
-    edges.forEach(function (e, i) { if (children[e.from] && e.from !== e.to) children[e.from].push({ to: e.to, index: i }); });
-    var state = {};
-    var stack = [];
-    var found = null;
-    function visit(id) {
-      state[id] = 1;
-      stack.push(id);
-      for (var k = 0; k < children[id].length && !found; k++) {
-        var next = children[id][k].to;
-        if (state[next] === 1) { found = stack.slice(stack.indexOf(next)); return; }
-        if (!state[next]) visit(next);
-      }
-      stack.pop();
-      state[id] = 2;
-    }
-    nodes.forEach(function (n) { if (!state[n.id] && !found) visit(n.id); });
-    return found;
-  }
-
   function validate() {
-    var issues = [];
-    var badNodes = {};
-    var badEdges = {};
-    var seen = {};
-    nodes.forEach(function (n) {
-      if (!n.key) { issues.push("A node has no key."); badNodes[n.id] = true; return; }
-      if (!KEY_RE.test(n.key)) { issues.push("Node key “" + n.key + "”: use letters, digits, _ . - and spaces only."); badNodes[n.id] = true; }
-      if (seen[n.key]) {
-        issues.push("Duplicate key “" + n.key + "”: two nodes have it; keys must be unique.");
-        badNodes[n.id] = true;
-        badNodes[seen[n.key]] = true;
-      }
-      seen[n.key] = n.id;
-    });
-    var pairs = {};
-    edges.forEach(function (e, i) {
-      var from = nodeById(e.from), to = nodeById(e.to);
-      if (!from || !to) { issues.push("An edge refers to a removed node."); badEdges[i] = true; return; }
-      if (e.from === e.to) { issues.push("Edge " + from.key + " → " + to.key + ": a node cannot follow itself (an edge to itself)."); badEdges[i] = true; }
-      var pair = e.from + ">" + e.to + ">" + e.type + ">" + e.condition;
-      if (pairs[pair]) { issues.push("Edge " + from.key + " → " + to.key + " (" + G.edgeLabel(e) + ") is there twice."); badEdges[i] = true; }
-      pairs[pair] = true;
-    });
-    var cycle = findCycle();
-    if (cycle) {
-      var names = cycle.map(function (id) { return nodeById(id).key; });
-      issues.push("Cycle: " + names.concat(names[0]).join(" → ") + ". A workflow must not loop back; remove one of these edges.");
-      cycle.forEach(function (id, k) {
-        var next = cycle[(k + 1) % cycle.length];
-        edges.forEach(function (e, i) { if (e.from === id && e.to === next) badEdges[i] = true; });
-      });
-    }
-    return { issues: issues, badNodes: badNodes, badEdges: badEdges };
+    return window.CroniumWorkflowChecks.validate(nodes, edges, nodeById);
   }
 
   function showIssues(result) {
@@ -398,30 +342,9 @@
     $("wf-node-remove").addEventListener("click", removeSelected);
   }
 
-  // ---- settings: schedule fields for the chosen kind ------------------------------------------
-  function syncSchedule() {
-    var kind = $("wf-schedule-kind").value;
-    form.querySelectorAll("[data-schedule]").forEach(function (box) {
-      var on = box.dataset.schedule === kind;
-      box.hidden = !on;
-      if (on) box.removeAttribute("data-skip"); else box.setAttribute("data-skip", "");
-    });
-  }
-
-  function localInput(iso) {
-    var d = new Date(iso);
-    if (isNaN(d)) return "";
-    var pad = function (n) { return String(n).padStart(2, "0"); };
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
-  }
-
   // ---- saving ---------------------------------------------------------------------------------
   function body() {
-    var data = window.Cronium.formBody(form);
-    if (data.schedule && data.schedule.kind === "once" && data.schedule.at) {
-      var at = new Date(data.schedule.at);
-      if (!isNaN(at)) data.schedule.at = at.toISOString();
-    }
+    var data = window.CroniumWorkflowSettings.body(form);
     var keys = {};
     nodes.forEach(function (n) { keys[n.id] = n.key; });
     data.nodes = nodes.map(function (n) {
@@ -524,10 +447,7 @@
       select({ kind: "edge", index: index });
     });
     bindInspector();
-    $("wf-schedule-kind").addEventListener("change", syncSchedule);
-    var at = $("wf-schedule-at");
-    if (at && at.dataset.iso) at.value = localInput(at.dataset.iso);
-    syncSchedule();
+    window.CroniumWorkflowSettings.bind(form);
     form.addEventListener("submit", save);
     // Enter in the editor's own inputs must not save the workflow: in "Add a node" it adds.
     form.addEventListener("keydown", function (ev) {

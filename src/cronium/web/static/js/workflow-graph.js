@@ -162,7 +162,7 @@
       var status = node.status || "pending";
       el.dataset.status = status;
       el.className = el.className.replace(/\bstatus-\S+/g, "").trim() + " status-" + status;
-      el.querySelector(".wf-node-status").textContent = status.replace("_", " ");
+      el.querySelector(".wf-node-status").textContent = status === "absent" ? "not in this run" : status.replace("_", " ");
       body.setAttribute("aria-label", node.key + ": " + status + (node.execution_id ? ", open its execution" : ""));
       if (node.execution_id && body.tagName !== "A") {
         var fresh = this.nodeElement(node);
