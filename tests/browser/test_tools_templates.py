@@ -164,3 +164,22 @@ async def test_templates_delete_with_confirm_and_viewers_only_read(
     await dialog.get_by_role("button", name="Confirm").click()
     await expect(page.locator(f'tr[data-template-id="{made}"]')).to_have_count(0)
     assert (await api["user"].get(f"/action-templates/{made}")).status_code == 404
+
+
+async def test_saving_an_unchanged_template_keeps_lists_flags_and_json_as_they_were(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    saved = [
+        ("email", "send", {"to": ["a@example.com", "b@example.com"], "subject": "{{ x }}"}),
+        ("webhook", "send", {"method": "PUT", "json": "just a string", "query": {"a": "1"}}),
+        ("slack", "send_message", {"text": "t", "unfurl_links": False, "blocks": [{"a": 1}]}),
+    ]
+    page = await login_as("user")
+    for tool, action, params in saved:
+        body = {"name": tool, "tool": tool, "action": action, "params": params}
+        made = (await api["user"].post("/action-templates", json=body)).json()
+        await page.goto(f"/action-templates/{made['id']}")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page).to_have_url(f"/action-templates/{made['id']}?saved=1")
+        after = (await api["user"].get(f"/action-templates/{made['id']}")).json()
+        assert after["params"] == params

@@ -93,12 +93,14 @@ def _kind(key: str, prop: dict[str, Any], secret: bool) -> tuple[str, list[str]]
     return "json", []  # objects, lists and "anything" (a JSON body)
 
 
-def _to_text(value: Any) -> str:
+def _to_text(value: Any, kind: str) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2)
+    if kind == "json":  # what the input parses back: a string stays a JSON string
+        return json.dumps(value, indent=2)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def schema_fields(
@@ -115,6 +117,8 @@ def schema_fields(
     for key, prop in schema.get("properties", {}).items():
         secret = key in secrets
         kind, options = _kind(key, prop, secret)
+        if kind in ("text", "textarea") and isinstance(values.get(key), list | dict):
+            kind = "json"  # e.g. recipients saved as a list: edit them as the list they are
         default = prop.get("default")
         help_text = prop.get("description", "")
         if default not in (None, "", {}, []) and kind not in ("bool", "select"):
@@ -130,7 +134,7 @@ def schema_fields(
                 required=key in required,
                 secret=secret,
                 stored=secret and key in configured,
-                value=_to_text(value) if kind != "tristate" else _to_text(value).lower(),
+                value=_to_text(value, kind),
                 checked=bool(value),
                 options=options,
             )
