@@ -231,3 +231,46 @@ async def test_tool_event_with_once_schedule_and_conditional_actions(
     # The editor shows the stored time back on the event's clock.
     await page.goto(f"/events/{event_id}/edit")
     await expect(page.locator("[data-at-local]")).to_have_value("2030-01-15T08:00")
+
+
+async def test_event_page_follows_a_run_live_and_its_buttons_work(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    created = await api["user"].post(
+        "/events",
+        json={
+            "name": "Slow",
+            "language": "bash",
+            "content": "sleep 4; echo done",
+            "status": "active",
+        },
+    )
+    assert created.status_code == 201, created.text
+    event_id = created.json()["id"]
+    run = await api["user"].post(f"/events/{event_id}/run")
+    assert run.status_code == 202, run.text
+    execution_id = run.json()["execution_id"]
+
+    page = await login_as("user")
+    await page.goto(f"/events/{event_id}")
+    row = page.locator(f'#history tr[data-run-id="{execution_id}"]')
+    await expect(row.locator(".badge")).to_have_text(re.compile("queued|running"))
+    await expect(page.locator("#history")).to_have_attribute("data-live", "")
+    # No reload: the fragment polls itself every 3 s and stops once nothing is running.
+    await expect(row.locator(".badge")).to_have_text("succeeded", timeout=20_000)
+    await expect(page.locator("#history")).not_to_have_attribute("data-live", "")
+
+    await page.get_by_role("button", name="Pause").click()
+    await expect(page.get_by_role("heading", level=1).locator(".badge")).to_have_text("paused")
+    assert (await api["user"].get(f"/events/{event_id}")).json()["status"] == "paused"
+    await page.get_by_role("button", name="Activate").click()
+    await expect(page.get_by_role("heading", level=1).locator(".badge")).to_have_text("active")
+
+    await page.get_by_role("button", name="Delete").click()
+    await expect(page.locator("#confirm-dialog")).to_contain_text("Delete the event “Slow”")
+    await page.locator("[data-confirm-cancel]").click()
+    assert (await api["user"].get(f"/events/{event_id}")).status_code == 200
+    await page.get_by_role("button", name="Delete").click()
+    await page.locator("[data-confirm-ok]").click()
+    await expect(page).to_have_url("/events")
+    assert (await api["user"].get(f"/events/{event_id}")).status_code == 404

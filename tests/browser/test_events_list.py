@@ -195,10 +195,16 @@ async def test_other_users_event_is_not_found(login_as: LoginAs, api: dict[str, 
 
 
 async def test_list_fits_a_phone(login_as: LoginAs, api: dict[str, Api]) -> None:
-    await _seed(api["user"])
+    ids = await _seed(api["user"])
     page = await login_as("user", viewport=PHONE)
     await page.goto("/events")
     await expect(names(page)).to_have_count(4)
+    widths = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.body.scrollWidth]"
+    )
+    assert max(widths) <= PHONE["width"], widths
+    await page.goto(f"/events/{ids['alpha backup']}")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("alpha backup")
     widths = await page.evaluate(
         "() => [document.documentElement.scrollWidth, document.body.scrollWidth]"
     )
