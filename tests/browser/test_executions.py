@@ -226,3 +226,22 @@ async def test_runs_list_filters_and_pages_with_htmx(
     await table.get_by_role("link", name=f"#{bad}").click()
     await expect(page).to_have_url(f"/executions/{bad}")
     await expect(page.locator("[data-run-status] .badge")).to_have_text("failed")
+
+
+async def test_a_huge_log_keeps_the_newest_lines_and_says_so(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    user = api["user"]
+    execution_id = await run_event(user, "for i in range(20300):\n    print(f'row {i}')\n")
+    assert (await wait_for_status(user, execution_id, timeout_s=60))["status"] == "succeeded"
+    page = await login_as("user")
+    await page.goto(f"/executions/{execution_id}")
+    log = page.locator("[data-log]")
+    await expect(log.locator(".line", has_text="row 20299")).to_be_attached(timeout=30_000)
+    await expect(page.locator("[data-run-status] .badge")).to_have_text("succeeded")
+    await expect(log.locator("[data-trimmed]")).to_contain_text("earlier lines are not shown")
+    await expect(log.locator("[data-trimmed] a")).to_have_attribute(
+        "href", f"/api/v1/executions/{execution_id}/logs?limit=10000"
+    )
+    assert await log.locator(".line:not([data-trimmed])").count() == 20_000
+    await expect(log.locator(".line", has_text="row 0")).to_have_count(0)

@@ -210,7 +210,12 @@ async def execution_page(
 ) -> HTMLResponse:
     context = await _execution_context(db, principal, execution_id)
     return render(
-        request, "executions/detail.html", principal, title=f"Run #{execution_id}", **context
+        request,
+        "executions/detail.html",
+        principal,
+        title=f"Run #{execution_id}",
+        as_page=True,
+        **context,
     )
 
 

@@ -22,6 +22,9 @@
   var flushScheduled = false;
   var retryDelay = 500;
   var lineCount = 0;
+  // A browser slows down with hundreds of thousands of nodes: keep the newest lines only.
+  var MAX_LINES = 20000;
+  var trimmed = 0;
 
   try { targets = JSON.parse(root.dataset.targets || "[]"); } catch (e) { targets = []; }
 
@@ -77,7 +80,7 @@
     tabsEl.querySelectorAll("[role=tab]").forEach(function (tab) {
       tab.setAttribute("aria-selected", String(tab.dataset.tab === target));
     });
-    logBox.querySelectorAll(".line").forEach(function (line) {
+    logBox.querySelectorAll(".line:not([data-trimmed])").forEach(function (line) {
       line.hidden = target !== "" && line.dataset.target !== target;
     });
     if (follow) scrollToEnd();
@@ -120,7 +123,33 @@
     lineCount += pending.length;
     pending = [];
     logBox.appendChild(fragment);
+    trim();
     if (follow) scrollToEnd();
+  }
+
+  function trim() {
+    if (lineCount - trimmed <= MAX_LINES) return;
+    var lines = logBox.querySelectorAll(".line:not([data-trimmed])");
+    var extra = lines.length - MAX_LINES;
+    if (extra <= 0) return;
+    for (var i = 0; i < extra; i++) lines[i].remove();
+    trimmed += extra;
+    var note = logBox.querySelector("[data-trimmed]");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "line system trimmed";
+      note.dataset.trimmed = "";
+      logBox.prepend(note);
+    }
+    note.textContent = "";
+    var text = document.createElement("span");
+    text.className = "text";
+    text.append(trimmed + " earlier lines are not shown here; the full log is at ");
+    var link = document.createElement("a");
+    link.href = "/api/v1/executions/" + id + "/logs?limit=10000";
+    link.textContent = "the logs API";
+    text.append(link, ".");
+    note.append(text);
   }
 
   function onLog(msg) {
