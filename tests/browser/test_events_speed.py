@@ -85,3 +85,6 @@ async def test_pages_with_ten_thousand_executions(
     client.headers.update(headers)
     took = await _timed(client, "/events?search=event%201")
     assert took < BUDGET_S
+    fragment = await client.get("/events?search=event%201")
+    assert "<html" not in fragment.text and 'data-event-id="' in fragment.text
+    assert fragment.headers["vary"] == "HX-Request"  # caches keep page and fragment apart

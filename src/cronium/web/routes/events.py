@@ -119,7 +119,18 @@ async def events_page(
         "hx-history-restore-request"
     )
     if fragment:
-        return render(request, "events/_table.html", principal, title="Events", **context)
+        response = render(request, "events/_table.html", principal, title="Events", **context)
+    else:
+        response = await _list_page(request, principal, db, context)
+    # The same URL answers a fragment or a page: caches must keep them apart.
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+async def _list_page(
+    request: Request, principal: PageUser, db: AsyncSession, context: dict[str, Any]
+) -> HTMLResponse:
+    """The whole list page: the table plus the filter bar with the tags in use."""
     tags = await _tags(db, principal.user_id if not principal.sees_all else None)
     return render(
         request,
