@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from cronium.core import Core
+from cronium.engine.node import Node
 from cronium.security.tokens import hash_token
 from tests.acceptance.test_users_tokens import assert_error, audit_rows, cookie_login, sql
 from tests.conftest import Api
@@ -172,3 +173,19 @@ async def test_only_admins_manage_invitations(api: dict[str, Api]) -> None:
         assert_error(await api[persona].get("/users/invitations"), 403, "forbidden")
         resp = await api[persona].post("/users/invitations", json={"email": "x@example.com"})
         assert_error(resp, 403, "forbidden")
+
+
+async def test_user_changes_do_not_wait_for_the_scheduler_leader(
+    api: dict[str, Api], client: httpx.AsyncClient, node: Node
+) -> None:
+    """The scheduler leader holds a session advisory lock for its whole life: user changes
+    take another key, or every one of them would wait for the leader to die."""
+    created = await invite(api["admin"], "leader@example.com")
+    async with asyncio.timeout(10):
+        url = str(created["url"])
+        resp = await client.post(ACCEPT, json={"token": token_of(url), "password": NEW_PASSWORD})
+        assert resp.status_code == 201, resp.text
+        changed = await api["admin"].patch(
+            f"/users/{resp.json()['user']['id']}", json={"role": "admin"}
+        )
+        assert changed.status_code == 200, changed.text

@@ -23,7 +23,9 @@ async def find_user(db: AsyncSession, email: str) -> User | None:
 
 
 # Taken by every change to users before any user row is locked (see lock_user_changes).
-_USER_CHANGE_LOCK = 7465303
+# Advisory lock keys share one space per database: 7465301 migrations, 7465302 core,
+# 7465303 the scheduler's leader lock (held for as long as the leader lives).
+_USER_CHANGE_LOCK = 7465304
 
 
 async def lock_user_changes(db: AsyncSession) -> None:
