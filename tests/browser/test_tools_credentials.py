@@ -228,3 +228,24 @@ async def test_viewer_sees_no_write_controls_and_the_api_refuses_writes(
     )
     assert status == [403, 403, 403, 403]
     assert (await api["user"].get(f"/credentials/{cred}")).json()["name"] == "seen"
+
+
+async def test_the_tool_filter_narrows_the_list(login_as: LoginAs, api: dict[str, Api]) -> None:
+    for name, tool, config in (
+        ("a-slack", "slack", {"webhook_url": "http://127.0.0.1:1/s"}),
+        ("b-teams", "teams", {"webhook_url": "http://127.0.0.1:1/t"}),
+    ):
+        body = {"name": name, "tool": tool, "config": config}
+        assert (await api["user"].post("/credentials", json=body)).status_code == 201
+    page = await login_as("user")
+    await page.goto("/credentials")
+    rows = page.locator("#credentials-table tbody tr")
+    await expect(rows).to_have_count(2)
+    await page.get_by_role("combobox", name="Tool").select_option("teams")  # submits on change
+    await expect(page).to_have_url("/credentials?tool=teams")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("b-teams")
+    await page.get_by_role("link", name="New credential").click()
+    await expect(page.locator("select[name=tool]")).to_have_value("teams")
+    await page.goto("/credentials?tool=nonsense")  # an old bookmark: every tool
+    await expect(rows).to_have_count(2)

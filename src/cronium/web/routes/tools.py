@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 VARIABLE_HINTS = 50  # template variables listed by key on the template form
 ObjectPath = Annotated[int, Path(ge=1, le=MAX_ID)]
-ToolFilter = Annotated[ToolKind | None, Query()]
+ToolFilter = Annotated[str | None, Query(max_length=50)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 # Parameters written as long text get a text area; the others a one-line input.
 _LONG_TEXT = {"text", "content", "body", "html", "description", "ca_cert"}
@@ -188,6 +188,11 @@ def action_forms(
     return forms
 
 
+def _tool(value: str | None) -> ToolKind | None:
+    """The `?tool=` filter; an unknown value (an old bookmark) means all tools."""
+    return ToolKind(value) if value in TOOLS else None
+
+
 def tool_titles() -> dict[str, str]:
     return {kind: tool.title for kind, tool in TOOLS.items()}
 
@@ -211,9 +216,10 @@ async def credentials_page(
     principal: PageUser,
     db: DbDep,
     core: CoreDep,
-    tool: ToolFilter = None,
+    tool_filter: Annotated[str | None, Query(alias="tool", max_length=50)] = None,
     offset: Offset = 0,
 ) -> HTMLResponse:
+    tool = _tool(tool_filter)
     stmt = select(ToolCredential, User.email).join(User, User.id == ToolCredential.owner_id)
     if not principal.sees_all:
         stmt = stmt.where(ToolCredential.owner_id == principal.user_id)
@@ -248,7 +254,7 @@ async def credentials_page(
 async def new_credential_page(
     request: Request, principal: PageUser, tool: ToolFilter = None
 ) -> HTMLResponse:
-    selected = (tool or ToolKind.webhook).value
+    selected = (_tool(tool) or ToolKind.webhook).value
     return render(
         request,
         "tools/credential_form.html",
@@ -290,9 +296,10 @@ async def templates_page(
     request: Request,
     principal: PageUser,
     db: DbDep,
-    tool: ToolFilter = None,
+    tool_filter: Annotated[str | None, Query(alias="tool", max_length=50)] = None,
     offset: Offset = 0,
 ) -> HTMLResponse:
+    tool = _tool(tool_filter)
     stmt = select(ActionTemplate, User.email).join(User, User.id == ActionTemplate.owner_id)
     if not principal.sees_all:
         stmt = stmt.where(ActionTemplate.owner_id == principal.user_id)
@@ -343,7 +350,7 @@ async def new_template_page(
         title="New action template",
         path="/credentials",
         saved=None,
-        selected=(tool or ToolKind.slack).value,
+        selected=(_tool(tool) or ToolKind.slack).value,
         forms=action_forms(),
         titles=tool_titles(),
         variable_keys=await _variable_keys(db, principal.user_id),
