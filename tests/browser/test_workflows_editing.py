@@ -80,7 +80,7 @@ async def test_edit_with_the_forms_and_keyboard_and_see_the_api_errors(
     await page.locator("#wf-node-key").fill("a")
     await expect(messages).to_contain_text("Duplicate key “a”")
     await page.locator("#wf-node-key").fill("second")
-    await expect(messages).to_contain_text("The graph is valid")
+    await expect(messages.locator("[data-no-issues]")).to_be_visible()
     await expect(page.locator('[data-edge="a->second"]')).to_have_count(2)
 
     # The API's errors land next to their fields: a name in use, then a bad cron expression.
@@ -240,3 +240,27 @@ async def test_run_with_input_from_the_workflow_page(
     assert (await user.get(f"/workflow-runs/{run_id}")).json()["input"] == {"ref": "main"}
     await page.get_by_text("Run input").click()
     await expect(page.locator(".wf-json")).to_contain_text('"ref": "main"')
+
+
+async def test_the_apis_graph_errors_are_listed_by_node_key(
+    login_as: LoginAs, api: dict[str, Api]
+) -> None:
+    user = api["user"]
+    event_id = await create_event(user, name="Going away", content="true")
+    page = await login_as("user")
+    await page.goto("/workflows/new")
+    await page.locator("input[name=name]").fill("stale")
+    await page.locator("#wf-new-key").fill("gone")
+    await page.locator("#wf-new-key").press("Enter")
+    await expect(node(page, "gone")).to_be_visible()
+    # The event is archived in another tab before the save.
+    response = await user.patch(f"/events/{event_id}", json={"status": "archived"})
+    assert response.status_code == 200, response.text
+    await page.get_by_role("button", name="Save workflow").click()
+    messages = page.locator("#wf-messages")
+    await expect(messages.locator("[data-api-issues]")).to_contain_text(
+        f"Node “gone” (event_id): event {event_id} is archived"
+    )
+    await expect(node(page, "gone")).to_have_class(re.compile(r"\binvalid\b"))
+    await expect(messages.locator("[data-no-issues]")).to_be_hidden()
+    await expect(page).to_have_url("/workflows/new")

@@ -44,7 +44,8 @@
       li.textContent = text;
       list.appendChild(li);
     });
-    form.querySelector("[data-no-issues]").hidden = result.issues.length > 0 || nodes.length === 0;
+    form.querySelector("[data-no-issues]").hidden = result.issues.length > 0 || nodes.length === 0 ||
+      form.querySelector("[data-api-issues]").children.length > 0;
     var box = form.querySelector("[data-form-error]");
     if (!result.issues.length && box.dataset.client) { box.hidden = true; box.textContent = ""; delete box.dataset.client; }
     $("wf-messages").classList.toggle("has-issues", result.issues.length > 0);
@@ -358,22 +359,51 @@
     return data;
   }
 
-  // Mark the nodes and edges the API's errors name ("nodes[2].event_id", "edges[0]").
-  function markApiErrors(error) {
-    var details = Array.isArray(error.details) ? error.details : error.details && error.details.field ? [{ field: error.details.field }] : [];
+  // The API's errors about the graph ("nodes[2].event_id", "edges.0.to") are listed in the
+  // messages panel by node key and marked on the canvas; the rest go next to their fields.
+  var GRAPH_FIELD = /^(nodes|edges)(?:\[(\d+)\]|\.(\d+))?(?:\.(.+))?$/;
+
+  function graphMessage(m, message) {
+    var i = m[2] !== undefined ? Number(m[2]) : m[3] !== undefined ? Number(m[3]) : null;
+    var text = String(message || "").replace(/^(nodes|edges)[^:]*:\s*/, "");
+    if (i === null) return text;
+    if (m[1] === "nodes" && nodes[i]) {
+      graph.badNodes[nodes[i].id] = true;
+      return "Node “" + nodes[i].key + "”" + (m[4] ? " (" + m[4] + ")" : "") + ": " + text;
+    }
+    if (m[1] === "edges" && edges[i]) {
+      graph.badEdges[i] = true;
+      var from = nodeById(edges[i].from), to = nodeById(edges[i].to);
+      return "Edge " + (from ? from.key : "?") + " → " + (to ? to.key : "?") + (m[4] ? " (" + m[4] + ")" : "") + ": " + text;
+    }
+    return text;
+  }
+
+  function showApiError(error) {
+    var details = Array.isArray(error.details) ? error.details
+      : error.details && error.details.field ? [{ field: error.details.field, message: error.message }] : [];
+    var list = form.querySelector("[data-api-issues]");
+    list.textContent = "";
+    var rest = [];
     details.forEach(function (d) {
-      var m = /^(nodes|edges)\[(\d+)\]/.exec(d.field || "");
-      if (!m) return;
-      var i = Number(m[2]);
-      if (m[1] === "nodes" && nodes[i]) graph.badNodes[nodes[i].id] = true;
-      if (m[1] === "edges" && edges[i]) graph.badEdges[i] = true;
+      var m = GRAPH_FIELD.exec(d.field || "");
+      if (!m) { rest.push(d); return; }
+      var li = document.createElement("li");
+      li.textContent = graphMessage(m, d.message);
+      list.appendChild(li);
     });
+    if (rest.length || !list.children.length) {
+      window.Cronium.showErrors(form, { message: error.message || "Saving failed", details: rest });
+    }
     graph.draw(nodes, edges);
+    form.querySelector("[data-no-issues]").hidden = list.children.length > 0 || nodes.length === 0;
+    if (!form.querySelector('[aria-invalid="true"]')) $("wf-messages").scrollIntoView({ block: "nearest" });
   }
 
   async function save(ev) {
     ev.preventDefault();
     window.Cronium.clearErrors(form);
+    form.querySelector("[data-api-issues]").textContent = "";
     var result = validate();
     if (result.issues.length) {
       render();
@@ -391,14 +421,19 @@
       window.Cronium.showErrors(form, { message: err.message, details: err.details || [] });
       return;
     }
-    var response = await window.Cronium.submit(form, form.dataset.method, form.dataset.url, data);
+    var button = $("wf-save");
+    button.disabled = true;
+    var response;
+    try {
+      response = await window.Cronium.api(form.dataset.method, form.dataset.url, data);
+    } finally {
+      button.disabled = false;
+    }
     if (response.ok) {
       window.Cronium.afterSuccess(form, response.data);
       return;
     }
-    markApiErrors((response.data && response.data.error) || {});
-    var invalid = form.querySelector('[aria-invalid="true"]');
-    if (!invalid) $("wf-messages").scrollIntoView({ block: "nearest" });
+    showApiError((response.data && response.data.error) || { message: "HTTP " + response.status });
   }
 
   // ---- start ----------------------------------------------------------------------------------
