@@ -192,6 +192,13 @@ async def test_other_users_event_is_not_found(login_as: LoginAs, api: dict[str, 
     assert response is not None and response.status == 404
     response = await page.goto(f"/events/{ids['alpha backup']}/edit")
     assert response is not None and response.status == 404
+    odd = "/events?offset=abc&status=bogus&sort=password&tag=%00&search=" + "x" * 300
+    response = await page.goto(odd)  # a hand-edited URL still gets the list page
+    assert response is not None and response.status == 200
+    await expect(page.locator("#events-table")).to_contain_text("No events match")
+    for path in ("/events/99999999999999999999", "/events/99999999999999999999/edit"):
+        response = await page.goto(path)
+        assert response is not None and response.status == 404, path
 
 
 async def test_list_fits_a_phone(login_as: LoginAs, api: dict[str, Api]) -> None:

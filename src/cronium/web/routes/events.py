@@ -35,6 +35,7 @@ from cronium.db.models import (
     ToolCredential,
     User,
 )
+from cronium.errors import NotFound
 from cronium.web.deps import PageUser
 from cronium.web.render import render
 from cronium.web.routes import events_editor
@@ -47,7 +48,7 @@ router.include_router(events_editor.router)
 PAGE_SIZE = 25
 HISTORY_SIZE = 20
 E = TypeVar("E", bound=Enum)
-Text = Annotated[str | None, Query(max_length=200)]
+Text = Annotated[str | None, Query()]
 LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
 
 
@@ -59,8 +60,16 @@ def _enum(kind: type[E], value: str | None) -> E | None:
         return None
 
 
+def _offset(value: str | None) -> int:
+    """A paging offset from a hand-edited URL: anything odd means the first page."""
+    try:
+        return min(max(int(value or 0), 0), MAX_ID)
+    except ValueError:
+        return 0
+
+
 def _clean(value: str | None) -> str | None:
-    return value.replace("\x00", "").strip() or None if value else None
+    return value.replace("\x00", "").strip()[:200] or None if value else None
 
 
 def _url(path: str, params: dict[str, Any], **changes: Any) -> str:
@@ -79,7 +88,7 @@ async def events_page(
     tag: Text = None,
     language: Text = None,
     sort: Text = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Text = None,
 ) -> HTMLResponse:
     """The events list; an HTMX request gets only the table (filters, sorting, paging)."""
     search, tag = _clean(search), _clean(tag)
@@ -94,7 +103,7 @@ async def events_page(
         search,
         sort,
     )
-    events, total = await paginate(db, stmt, PageParams(PAGE_SIZE, offset, sort))
+    events, total = await paginate(db, stmt, PageParams(PAGE_SIZE, _offset(offset), sort))
     params = {
         "search": search,
         "status": _enum(EventStatus, status),
@@ -106,7 +115,7 @@ async def events_page(
     context: dict[str, Any] = {
         "events": events,
         "total": total,
-        "offset": offset,
+        "offset": _offset(offset),
         "page_size": PAGE_SIZE,
         "params": params,
         "sort": sort,
@@ -196,7 +205,7 @@ async def event_page(
     db: DbDep,
     event_id: int,
     run_status: Text = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Text = None,
 ) -> HTMLResponse:
     """Summary, actions, run now and the run history of one event."""
     event = await _event(db, event_id, principal)
@@ -210,7 +219,7 @@ async def event_page(
         )
     ).all()
     actions = await _actions(db, event.id)
-    history = await _history(db, event.id, _enum(ExecutionStatus, run_status), offset)
+    history = await _history(db, event.id, _enum(ExecutionStatus, run_status), _offset(offset))
     return render(
         request,
         "events/event.html",
@@ -234,11 +243,11 @@ async def history_fragment(
     db: DbDep,
     event_id: int,
     run_status: Text = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Text = None,
 ) -> HTMLResponse:
     """The run history table alone: status filter, paging and the live refresh."""
     event = await _event(db, event_id, principal)
-    history = await _history(db, event.id, _enum(ExecutionStatus, run_status), offset)
+    history = await _history(db, event.id, _enum(ExecutionStatus, run_status), _offset(offset))
     return render(
         request, "events/_history.html", principal, title=event.name, event=event, **history
     )
@@ -256,6 +265,8 @@ def _in_zone(when: datetime | None, zone: str) -> str | None:
 
 
 async def _event(db: AsyncSession, event_id: int, principal: PageUser) -> Event:
+    if event_id > MAX_ID:  # beyond bigint: no such row (and no query that would fail)
+        raise NotFound(f"event {event_id} not found")
     return await get_visible(db, Event, event_id, principal, what="event")
 
 

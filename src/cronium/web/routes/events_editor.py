@@ -37,7 +37,7 @@ from cronium.db.models import (
 from cronium.db.models.resources import ActionTemplate
 from cronium.domain.events import event_out, schedule_dict
 from cronium.domain.schedules import next_fires, next_interval_fire, parse_timezone, validate_cron
-from cronium.errors import ValidationFailed
+from cronium.errors import NotFound, ValidationFailed
 from cronium.tools.registry import catalogue
 from cronium.web.deps import PageForbidden, PageUser
 from cronium.web.render import render
@@ -53,6 +53,15 @@ Param = Annotated[str | None, Query(max_length=200)]
 def timezones() -> list[str]:
     """Every IANA zone the API accepts, UTC first."""
     return ["UTC", *sorted(z for z in available_timezones() if "/" in z and z != "posixrules")]
+
+
+@cache
+def tool_actions() -> list[dict[str, Any]]:
+    """Each tool's action names (the catalogue is fixed while the process runs)."""
+    return [
+        {"tool": t["tool"], "actions": [a["qualified_name"] for a in t["actions"]]}
+        for t in catalogue()
+    ]
 
 
 def schedule_text(event: Event) -> str:
@@ -92,7 +101,7 @@ async def edit_event(
 ) -> HTMLResponse:
     _writer(principal)
     if event_id > MAX_ID:
-        raise ValidationFailed("no such event")
+        raise NotFound(f"event {event_id} not found")
     event = await get_visible(db, Event, event_id, principal, for_write=True, lock=False)
     return await _editor(request, principal, db, event)
 
@@ -113,10 +122,7 @@ async def _editor(
     data = {
         "event": stored,
         **await _choices(db, owner_id, event.id if event else None),
-        "tools": [
-            {"tool": t["tool"], "actions": [a["qualified_name"] for a in t["actions"]]}
-            for t in catalogue()
-        ],
+        "tools": tool_actions(),
     }
     return render(
         request,
