@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 from playwright.async_api import expect
@@ -214,8 +216,16 @@ async def test_list_pages_and_searches_and_fits_a_phone(
     # Delete asks first; confirming removes the workflow.
     await rows.first.get_by_role("button", name="Delete").click()
     await page.locator("[data-confirm-ok]").click()
+    # The API answers before its transaction commits (FastAPI ends request-scoped yield
+    # dependencies after sending the response), so the page's reload may race the commit:
+    # wait for the delete to be visible through the API, then look again.
+    deadline = time.monotonic() + 10
+    while (await api["user"].get("/workflows")).json()["total"] != 26:
+        assert time.monotonic() < deadline, "the workflow was not deleted"
+        await asyncio.sleep(0.05)
+    await page.reload()
+    await expect(rows).to_have_count(9)
     await expect(page.get_by_role("link", name="wf-10")).to_have_count(0)
-    assert (await api["user"].get("/workflows")).json()["total"] == 26
 
 
 async def test_run_with_input_from_the_workflow_page(
