@@ -121,6 +121,16 @@ async def test_a_node_removed_with_the_delete_key_takes_its_edges(
     wf = await two_node_workflow(api["user"])
     page = await login_as("user")
     await page.goto(f"/workflows/{wf['id']}/edit")
+    # Keyboard: arrows move the focused node; Enter on an edge opens its popover, Escape closes.
+    await node(page, "a").locator(".wf-node-body").focus()
+    await page.keyboard.press("ArrowDown")
+    await page.keyboard.press("Shift+ArrowRight")
+    await expect(node(page, "a")).to_have_attribute("style", re.compile(r"left: 90px; top: 50px"))
+    await page.locator('[data-edge="a->b"]').focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#wf-edge-type")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#wf-edge-popover")).to_be_hidden()
     await node(page, "b").locator(".wf-node-body").click()
     await expect(node(page, "b")).to_have_class(re.compile(r"\bselected\b"))
     await page.keyboard.press("Delete")
@@ -134,6 +144,7 @@ async def test_a_node_removed_with_the_delete_key_takes_its_edges(
     await expect(page).to_have_url(f"/workflows/{wf['id']}")
     saved = (await api["user"].get(f"/workflows/{wf['id']}")).json()
     assert [n["key"] for n in saved["nodes"]] == ["a"] and saved["edges"] == []
+    assert saved["nodes"][0]["position"] == {"x": 90, "y": 50}
 
 
 async def test_viewer_sees_workflows_without_write_buttons(
