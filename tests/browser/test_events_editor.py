@@ -274,3 +274,40 @@ async def test_event_page_follows_a_run_live_and_its_buttons_work(
     await page.locator("[data-confirm-ok]").click()
     await expect(page).to_have_url("/events")
     assert (await api["user"].get(f"/events/{event_id}")).status_code == 404
+
+
+async def test_targets_pick_the_owners_ssh_servers(login_as: LoginAs, api: dict[str, Api]) -> None:
+    server = {
+        "host": "10.0.0.5",
+        "port": 22,
+        "username": "deploy",
+        "auth": {"type": "password", "password": "pw"},
+    }
+    mine = await api["user"].post("/servers", json={"name": "web-1", **server})
+    assert mine.status_code == 201, mine.text
+    theirs = await api["other"].post("/servers", json={"name": "not-mine", **server})
+    assert theirs.status_code == 201, theirs.text
+    page = await login_as("user")
+    await page.goto("/events/new")
+    await page.locator('[name="name"]').fill("Deploy")
+    await page.locator('[name="language"]').select_option("bash")
+    await expect(page.locator(".cm-content")).to_contain_text('echo "Hello from Cronium"')
+    await expect(page.locator("[data-server]")).to_have_count(1)  # only the user's own
+    await expect(page.locator(".server-list")).not_to_contain_text("not-mine")
+    await page.locator('[name="targets.local"]').uncheck()
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page.locator('[data-error-for="targets"]')).to_contain_text("at least one server")
+    await page.get_by_label("web-1").check()
+    await page.locator('[name="timeout_seconds"]').fill("0")
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page.locator('[data-error-for="timeout_seconds"]')).to_contain_text(
+        "greater than or equal to 1"
+    )
+    await page.locator('[name="timeout_seconds"]').fill("60")
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page).to_have_url(re.compile(r"/events/\d+$"))
+    await expect(page.locator(".summary")).to_contain_text("web-1")
+    event_id = int(page.url.rsplit("/", 1)[1])
+    stored = (await api["user"].get(f"/events/{event_id}")).json()
+    assert stored["targets"] == {"local": False, "server_ids": [mine.json()["id"]]}
+    assert stored["timeout_seconds"] == 60 and stored["language"] == "bash"
