@@ -170,8 +170,8 @@ async def test_email_credential_sends_a_test_through_smtp(
         )
         assert len(smtp.mailbox.messages) == 1
         await page.locator('[name="config.password"]').fill("s3cret-pw")
-        await page.get_by_role("button", name="Save").click()
-        await expect(page).to_have_url(re.compile(r"\?saved=1$"))
+        async with page.expect_navigation():  # from ?saved=1 to ?saved=1 again
+            await page.get_by_role("button", name="Save").click()
         await page.locator("#credential-test").get_by_role("button", name="Send test").click()
         await expect(page.locator("#credential-test-outcome")).to_contain_text("Sent")
         assert len(smtp.mailbox.messages) == 2
