@@ -169,6 +169,13 @@ async def test_viewer_sees_workflows_without_write_buttons(
     await expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     response = await page.goto(f"/workflows/{wf['id']}/edit")
     assert response is not None and response.status == 403
+    # Hand-edited URLs: odd paging falls back to the first page, a huge id is a 404 page.
+    response = await page.goto("/workflows?offset=abc&q=" + "x" * 300)
+    assert response is not None and response.status == 200
+    for path in ("/workflows/99999999999999999999", "/workflow-runs/0"):
+        response = await page.goto(path)
+        assert response is not None and response.status == 404, path
+        await expect(page.locator("main")).to_contain_text("not found")
     # Another user's workflow is not there for a user.
     other = await login_as("other")
     response = await other.goto(f"/workflows/{wf['id']}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from cronium.db.models import (
     WorkflowRun,
 )
 from cronium.domain.workflows import workflow_out
+from cronium.errors import NotFound
 from cronium.web.deps import PageForbidden, PageUser
 from cronium.web.render import render
 
@@ -35,10 +36,22 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 RUNS_PAGE_SIZE = 20
 MAX_EVENTS = 1000  # events offered in the editor's picker
-WorkflowId = Annotated[int, Path(ge=1, le=MAX_ID)]
-RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-SearchQ = Annotated[str, Query(max_length=200)]
+# Hand-edited URLs: an id beyond bigint is a 404 page, odd paging or search text falls
+# back to defaults, instead of a JSON validation error or a failed query.
+Text = Annotated[str | None, Query()]
+
+
+def _offset(value: str | None) -> int:
+    try:
+        return min(max(int(value or 0), 0), MAX_ID)
+    except ValueError:
+        return 0
+
+
+def _id(value: int, what: str) -> int:
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"{what} {value} not found")
+    return value
 
 
 def _trigger_label(workflow: Workflow) -> str:
@@ -57,9 +70,11 @@ def _trigger_label(workflow: Workflow) -> str:
 
 @router.get("/workflows", response_class=HTMLResponse)
 async def workflows_page(
-    request: Request, principal: PageUser, db: DbDep, offset: Offset = 0, q: SearchQ = ""
+    request: Request, principal: PageUser, db: DbDep, offset: Text = None, q: Text = None
 ) -> HTMLResponse:
     """The list: one query for the page's workflows with node count and last run."""
+    start = _offset(offset)
+    q = (q or "").replace("\x00", "").strip()[:200]
     base = visible(select(Workflow), Workflow.owner_id, principal)
     if q:
         base = base.where(Workflow.name.icontains(q, autoescape=True))
@@ -87,7 +102,7 @@ async def workflows_page(
         .outerjoin(last_run, true())
         .order_by(Workflow.name, Workflow.id)
         .limit(PAGE_SIZE)
-        .offset(offset)
+        .offset(start)
     )
     rows = [
         {
@@ -103,7 +118,7 @@ async def workflows_page(
     context: dict[str, Any] = {
         "rows": rows,
         "total": total,
-        "offset": offset,
+        "offset": start,
         "limit": PAGE_SIZE,
         "q": q,
     }
@@ -159,10 +174,12 @@ async def new_workflow_page(request: Request, principal: PageUser, db: DbDep) ->
 
 @router.get("/workflows/{workflow_id}/edit", response_class=HTMLResponse)
 async def edit_workflow_page(
-    request: Request, workflow_id: WorkflowId, principal: PageUser, db: DbDep
+    request: Request, workflow_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
     _require_writer(principal)
-    workflow = await get_visible(db, Workflow, workflow_id, principal, what="workflow")
+    workflow = await get_visible(
+        db, Workflow, _id(workflow_id, "workflow"), principal, what="workflow"
+    )
     out = (await workflow_out(db, workflow)).model_dump(mode="json", by_alias=True)
     return render(
         request,
@@ -209,9 +226,11 @@ async def _runs_context(db: AsyncSession, workflow_id: int, offset: int) -> dict
 
 @router.get("/workflows/{workflow_id}", response_class=HTMLResponse)
 async def workflow_page(
-    request: Request, workflow_id: WorkflowId, principal: PageUser, db: DbDep
+    request: Request, workflow_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
-    workflow = await get_visible(db, Workflow, workflow_id, principal, what="workflow")
+    workflow = await get_visible(
+        db, Workflow, _id(workflow_id, "workflow"), principal, what="workflow"
+    )
     out = (await workflow_out(db, workflow)).model_dump(mode="json", by_alias=True)
     names = await _event_names(db, {n["event_id"] for n in out["nodes"]})
     graph = {
@@ -233,24 +252,28 @@ async def workflow_page(
 
 @router.get("/workflows/{workflow_id}/runs", response_class=HTMLResponse)
 async def workflow_runs_fragment(
-    request: Request, workflow_id: WorkflowId, principal: PageUser, db: DbDep, offset: Offset = 0
+    request: Request, workflow_id: int, principal: PageUser, db: DbDep, offset: Text = None
 ) -> HTMLResponse:
     """The run history table alone, for HTMX paging."""
-    workflow = await get_visible(db, Workflow, workflow_id, principal, what="workflow")
+    workflow = await get_visible(
+        db, Workflow, _id(workflow_id, "workflow"), principal, what="workflow"
+    )
     return render(
         request,
         "workflows/_runs.html",
         principal,
-        **await _runs_context(db, workflow.id, offset),
+        **await _runs_context(db, workflow.id, _offset(offset)),
     )
 
 
 @router.get("/workflow-runs/{run_id}", response_class=HTMLResponse)
 async def workflow_run_page(
-    request: Request, run_id: RunId, principal: PageUser, db: DbDep
+    request: Request, run_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
     """The run's graph, coloured by node status; workflow-run.js polls the API for changes."""
-    run = await get_visible(db, WorkflowRun, run_id, principal, what="workflow run")
+    run = await get_visible(
+        db, WorkflowRun, _id(run_id, "workflow run"), principal, what="workflow run"
+    )
     workflow = await db.get(Workflow, run.workflow_id)
     assert workflow is not None  # runs are deleted with their workflow
     out = (await workflow_out(db, workflow)).model_dump(mode="json", by_alias=True)
