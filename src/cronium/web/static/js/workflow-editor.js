@@ -343,99 +343,6 @@
     $("wf-node-remove").addEventListener("click", removeSelected);
   }
 
-  // ---- saving ---------------------------------------------------------------------------------
-  function body() {
-    var data = window.CroniumWorkflowSettings.body(form);
-    var keys = {};
-    nodes.forEach(function (n) { keys[n.id] = n.key; });
-    data.nodes = nodes.map(function (n) {
-      return { key: n.key, event_id: n.event_id, input: n.input, position: { x: n.position.x, y: n.position.y } };
-    });
-    data.edges = edges.map(function (e) {
-      var out = { from: keys[e.from], to: keys[e.to], type: e.type };
-      if (e.type === "on_condition") out.condition = e.condition;
-      return out;
-    });
-    return data;
-  }
-
-  // The API's errors about the graph ("nodes[2].event_id", "edges.0.to") are listed in the
-  // messages panel by node key and marked on the canvas; the rest go next to their fields.
-  var GRAPH_FIELD = /^(nodes|edges)(?:\[(\d+)\]|\.(\d+))?(?:\.(.+))?$/;
-
-  function graphMessage(m, message) {
-    var i = m[2] !== undefined ? Number(m[2]) : m[3] !== undefined ? Number(m[3]) : null;
-    var text = String(message || "").replace(/^(nodes|edges)[^:]*:\s*/, "");
-    if (i === null) return text;
-    if (m[1] === "nodes" && nodes[i]) {
-      graph.badNodes[nodes[i].id] = true;
-      return "Node “" + nodes[i].key + "”" + (m[4] ? " (" + m[4] + ")" : "") + ": " + text;
-    }
-    if (m[1] === "edges" && edges[i]) {
-      graph.badEdges[i] = true;
-      var from = nodeById(edges[i].from), to = nodeById(edges[i].to);
-      return "Edge " + (from ? from.key : "?") + " → " + (to ? to.key : "?") + (m[4] ? " (" + m[4] + ")" : "") + ": " + text;
-    }
-    return text;
-  }
-
-  function showApiError(error) {
-    var details = Array.isArray(error.details) ? error.details
-      : error.details && error.details.field ? [{ field: error.details.field, message: error.message }] : [];
-    var list = form.querySelector("[data-api-issues]");
-    list.textContent = "";
-    var rest = [];
-    details.forEach(function (d) {
-      var m = GRAPH_FIELD.exec(d.field || "");
-      if (!m) { rest.push(d); return; }
-      var li = document.createElement("li");
-      li.textContent = graphMessage(m, d.message);
-      list.appendChild(li);
-    });
-    if (rest.length || !list.children.length) {
-      window.Cronium.showErrors(form, { message: error.message || "Saving failed", details: rest });
-    }
-    graph.draw(nodes, edges);
-    form.querySelector("[data-no-issues]").hidden = list.children.length > 0 || nodes.length === 0;
-    if (!form.querySelector('[aria-invalid="true"]')) $("wf-messages").scrollIntoView({ block: "nearest" });
-  }
-
-  async function save(ev) {
-    ev.preventDefault();
-    window.Cronium.clearErrors(form);
-    form.querySelector("[data-api-issues]").textContent = "";
-    var result = validate();
-    if (result.issues.length) {
-      render();
-      var box = form.querySelector("[data-form-error]");
-      box.textContent = "Fix the problems listed above before saving.";
-      box.dataset.client = "1";
-      box.hidden = false;
-      $("wf-messages").scrollIntoView({ block: "nearest" });
-      return;
-    }
-    var data;
-    try {
-      data = body();
-    } catch (err) {
-      window.Cronium.showErrors(form, { message: err.message, details: err.details || [] });
-      return;
-    }
-    var button = $("wf-save");
-    button.disabled = true;
-    var response;
-    try {
-      response = await window.Cronium.api(form.dataset.method, form.dataset.url, data);
-    } finally {
-      button.disabled = false;
-    }
-    if (response.ok) {
-      window.Cronium.afterSuccess(form, response.data);
-      return;
-    }
-    showApiError((response.data && response.data.error) || { message: "HTTP " + response.status });
-  }
-
   // ---- start ----------------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", function () {
     form = $("wf-form");
@@ -483,7 +390,14 @@
     });
     bindInspector();
     window.CroniumWorkflowSettings.bind(form);
-    form.addEventListener("submit", save);
+    window.CroniumWorkflowSave.bind(form, {
+      nodes: function () { return nodes; },
+      edges: function () { return edges; },
+      graph: graph,
+      nodeById: nodeById,
+      validate: validate,
+      render: render,
+    });
     // Enter in the editor's own inputs must not save the workflow: in "Add a node" it adds.
     form.addEventListener("keydown", function (ev) {
       if (ev.key !== "Enter" || ev.target.tagName !== "INPUT" || !ev.target.closest("[data-skip]")) return;
