@@ -24,6 +24,7 @@ NAV = (
     ("/", "Dashboard", False),
     ("/events", "Events", False),
     ("/workflows", "Workflows", False),
+    ("/executions", "Runs", False),
     ("/servers", "Servers", False),
     ("/variables", "Variables", False),
     ("/credentials", "Tools", False),

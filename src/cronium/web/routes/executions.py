@@ -30,6 +30,9 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 EVENT_CHOICES = 500  # the event filter lists at most this many events, by name
 ACTIVE = (ExecutionStatus.queued, ExecutionStatus.running)
+# The run page keeps this many of the newest log lines (a browser slows down with hundreds
+# of thousands of nodes) and links the logs API for the rest.
+LOG_LINES_SHOWN = 20_000
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ async def execution_page(
         principal,
         title=f"Run #{execution_id}",
         as_page=True,
+        log_lines_shown=LOG_LINES_SHOWN,
         **context,
     )
 

@@ -23,7 +23,7 @@
   var retryDelay = 500;
   var lineCount = 0;
   // A browser slows down with hundreds of thousands of nodes: keep the newest lines only.
-  var MAX_LINES = 20000;
+  var MAX_LINES = parseInt(root.dataset.maxLines, 10) || 20000;
   var trimmed = 0;
 
   try { targets = JSON.parse(root.dataset.targets || "[]"); } catch (e) { targets = []; }
@@ -228,8 +228,23 @@
     });
   }
 
-  // Reconnects and tests may close the socket on purpose; keep a handle for them.
-  window.CroniumExecution = { lastSeq: function () { return lastSeq; } };
+  // ---- phases still going: count them up ------------------------------------------------------
+  function elapsed(seconds) {
+    if (seconds < 60) return Math.floor(seconds) + " s so far";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min " + Math.floor(seconds % 60) + " s so far";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min so far";
+  }
+
+  function tick() {
+    root.querySelectorAll("[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (!Number.isNaN(since)) el.textContent = elapsed(Math.max(0, (Date.now() - since) / 1000));
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+
   root.addEventListener("cronium:done", function () { refreshSummary(); });
   connect();
 })();
