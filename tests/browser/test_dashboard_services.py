@@ -1,0 +1,47 @@
+"""Monitoring with Valkey configured: a real redis/valkey server on loopback is shown as
+reachable and in use, and as unreachable on the next refresh once it stops."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.async_api import expect
+
+from cronium.config import Settings
+from tests.browser.conftest import LoginAs
+from tests.conftest import REQUIRE_ALL
+from tests.integration.test_valkey import RedisServer, free_port
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
+        reason = "redis-server (or valkey-server) is not installed"
+        if REQUIRE_ALL:
+            pytest.fail(f"{reason} (CRONIUM_TEST_REQUIRE_ALL=1)")
+        pytest.skip(reason)
+    server = RedisServer(binary, free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, redis_server: RedisServer) -> Settings:
+    return settings.model_copy(update={"valkey_url": redis_server.url})
+
+
+async def test_valkey_reachable_then_gone(login_as: LoginAs, redis_server: RedisServer) -> None:
+    page = await login_as("viewer")
+    await page.goto("/monitoring")
+    valkey = page.locator('[data-dependency="valkey"]')
+    await expect(valkey.locator(".badge")).to_have_text("ok")
+    await expect(valkey).to_contain_text("this node uses Valkey")
+
+    redis_server.stop()
+    # The panels refresh every 5 s: the probe now fails and says where it looked.
+    await expect(valkey.locator(".badge")).to_have_text("error", timeout=12_000)
+    await expect(valkey).to_contain_text(f"127.0.0.1:{redis_server.port}")
