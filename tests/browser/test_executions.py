@@ -228,6 +228,11 @@ async def test_runs_list_filters_and_pages_with_htmx(
     await expect(page).to_have_url("/executions?status=failed")
     await expect(table.get_by_role("link", name=f"#{ok}")).to_have_count(0)
     await expect(table.get_by_role("link", name=f"#{bad}")).to_be_visible()
+    # Odd query strings (typed or old links) mean "any", never an error page.
+    response = await page.goto("/executions?status=bogus&event_id=%C2%B2&page=x")
+    assert response is not None and response.status == 200
+    await expect(table.get_by_role("link", name=f"#{ok}")).to_be_visible()
+    await page.goto("/executions?status=failed")
     await table.get_by_role("link", name=f"#{bad}").click()
     await expect(page).to_have_url(f"/executions/{bad}")
     await expect(page.locator("[data-run-status] .badge")).to_have_text("failed")

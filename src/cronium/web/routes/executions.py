@@ -92,6 +92,14 @@ def _choice(kind: type[E], raw: str) -> E | None:
         return None
 
 
+def _number(raw: str, largest: int) -> int | None:
+    """A positive id or page number from a query string; anything else is None."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if 0 < value <= largest else None
+
+
 async def _event_choices(db: AsyncSession, principal: Principal) -> list[tuple[int, str]]:
     stmt = select(Event.id, Event.name).order_by(Event.name, Event.id).limit(EVENT_CHOICES)
     if not principal.sees_all:
@@ -107,7 +115,7 @@ async def executions_page(
     status_: Annotated[str, Query(alias="status", max_length=32)] = "",
     event: Annotated[str, Query(alias="event_id", max_length=20)] = "",
     trigger_: Annotated[str, Query(alias="trigger", max_length=32)] = "",
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_: Annotated[str, Query(alias="page", max_length=8)] = "1",
 ) -> HTMLResponse:
     """All visible runs, newest first; HTMX asks for the table alone when filters change.
 
@@ -115,7 +123,8 @@ async def executions_page(
     """
     status = _choice(ExecutionStatus, status_)
     trigger = _choice(Trigger, trigger_)
-    event_id = int(event) if event.isdigit() and 0 < int(event) <= MAX_ID else None
+    event_id = _number(event, MAX_ID)
+    page = _number(page_, 10**7) or 1
     conditions: list[Any] = []
     if not principal.sees_all:
         conditions.append(Execution.owner_id == principal.user_id)
