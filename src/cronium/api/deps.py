@@ -40,7 +40,10 @@ async def get_db(core: CoreDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-DbDep = Annotated[AsyncSession, Depends(get_db)]
+# Function scope: the transaction commits before the response is sent. (Request scope
+# commits after it, so a client acting on a 2xx, e.g. a page reloading after a delete,
+# could still read the old rows.)
+DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 @dataclass(frozen=True)
