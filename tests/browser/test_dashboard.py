@@ -12,6 +12,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
+from cronium.core import Core
 from tests.browser.conftest import PHONE, LoginAs
 from tests.conftest import Api, wait_for_status
 
@@ -89,9 +90,18 @@ async def test_dashboard_shows_counts_rates_recent_next_and_failing(
 
 
 async def test_monitoring_shows_queue_nodes_services_and_refreshes(
-    login_as: LoginAs, api: dict[str, Api], shot: Shot
+    login_as: LoginAs, api: dict[str, Api], shot: Shot, core: Core
 ) -> None:
     user = api["user"]
+    async with core.db.acquire() as conn:
+        # A node that stopped a minute ago is shown as lost; one gone for days is not shown.
+        await conn.execute(
+            """INSERT INTO nodes (id, hostname, roles, version, started_at, last_seen_at)
+               VALUES ('gone-1', 'h1', 'worker', '0.1', now() - interval '1 hour',
+                       now() - interval '1 minute'),
+                      ('gone-2', 'h2', 'worker', '0.1', now() - interval '3 days',
+                       now() - interval '2 days')"""
+        )
     failing = await make_event(user, "broken", content="exit 1")
     failed_run = await run(user, failing)
     await wait_for_status(user, failed_run)
@@ -101,9 +111,13 @@ async def test_monitoring_shows_queue_nodes_services_and_refreshes(
     await expect(stat(page, "queued")).to_have_text("0")
     await expect(stat(page, "running")).to_have_text("0")
     nodes = page.locator('[data-panel="nodes"]')
-    await expect(nodes.locator("tbody tr")).to_have_count(1)
-    await expect(nodes).to_contain_text("this node")
-    await expect(nodes.locator(".badge")).to_have_text("online")
+    await expect(nodes.locator("tbody tr")).to_have_count(2)
+    this_node = nodes.locator("tbody tr", has_text="this node")
+    await expect(this_node.locator(".badge")).to_have_text("online")
+    await expect(nodes.locator("tbody tr", has_text="gone-1").locator(".badge")).to_have_text(
+        "lost"
+    )
+    await expect(nodes.get_by_text("gone-2")).to_have_count(0)
     services = page.locator('[data-panel="services"]')
     await expect(services.locator('[data-dependency="valkey"]')).to_contain_text("VALKEY_URL")
     # Whatever this machine has, the section says which.
@@ -123,7 +137,7 @@ async def test_monitoring_shows_queue_nodes_services_and_refreshes(
     panel = page.locator('[data-panel="running"]')
     await expect(panel.get_by_role("link", name=f"#{running}")).to_be_visible(timeout=12_000)
     await expect(stat(page, "running")).to_have_text("1")
-    await expect(nodes.locator("tbody tr td").nth(2)).to_have_text("1")
+    await expect(this_node.locator("td").nth(2)).to_have_text("1")
     await shot(page, "monitoring")
     assert (await user.post(f"/executions/{running}/cancel")).status_code == 202
     await wait_for_status(user, running)

@@ -33,6 +33,8 @@ PROBE_LIMIT_S = 0.25
 LIST_LIMIT = 20
 # A node that missed three heartbeats is shown as lost (recovery takes its jobs back).
 NODE_LOST_AFTER = timedelta(seconds=3 * NODE_HEARTBEAT_S)
+# Rows of nodes gone for longer are history, not monitoring (they are never deleted).
+NODE_FORGOTTEN_AFTER = timedelta(days=1)
 FAILED = (ExecutionStatus.failed, ExecutionStatus.timed_out, ExecutionStatus.partial)
 
 QUEUE_SQL = text(
@@ -154,6 +156,7 @@ async def _nodes(db: AsyncSession, core: Core, now: datetime) -> list[NodeRow]:
         await db.execute(
             select(Node, func.coalesce(per_node.c.running, 0))
             .outerjoin(per_node, per_node.c.node == Node.id)
+            .where(Node.last_seen_at >= now - NODE_FORGOTTEN_AFTER)
             .order_by(Node.last_seen_at.desc())
             .limit(50)
         )
