@@ -210,7 +210,9 @@
       else if (msg.type === "status") {
         flush();
         setBadge(msg.status);
-        refreshSummary();
+        // The first message repeats the status the page was rendered with.
+        var facts = root.querySelector('[data-region="facts"]');
+        if (!facts || facts.dataset.status !== msg.status) refreshSummary();
       } else if (msg.type === "end") finish(msg.status);
     });
     ws.addEventListener("close", function (ev) {
