@@ -22,7 +22,6 @@ from cronium.api.routers import (
     invitations,
     metrics,
     servers,
-    settings as settings_router,
     stream,
     terminal,
     tokens,
@@ -31,6 +30,9 @@ from cronium.api.routers import (
     variables,
     webhooks,
     workflows,
+)
+from cronium.api.routers import (
+    settings as settings_router,
 )
 from cronium.config import Settings
 from cronium.core import Core, open_core
