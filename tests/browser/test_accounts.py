@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import LoginAs
+from tests.browser.conftest import PHONE, LoginAs
 from tests.support.mail import link_in, wait_for_mail
 from tests.support.tool_receivers import SmtpServer, smtp_server
 
@@ -197,3 +197,12 @@ async def test_non_admins_get_a_403_page_for_users_and_settings(login_as: LoginA
         await page.goto("/")
         await expect(page.locator("#main-nav")).not_to_contain_text("Users")
         await expect(page.locator("#main-nav")).not_to_contain_text("Settings")
+
+
+@pytest.mark.parametrize("path", ["/admin/users", "/settings", "/tokens"])
+async def test_account_pages_fit_a_phone(login_as: LoginAs, path: str) -> None:
+    page = await login_as("admin", viewport=PHONE)
+    await page.goto(path)
+    await expect(page.locator("h1")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{path} is {width} px wide at phone width"
