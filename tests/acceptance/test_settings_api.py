@@ -129,3 +129,13 @@ async def test_the_test_email_goes_to_the_admin_or_says_why_not(
     await put(admin, {"smtp": smtp_settings(smtp, port=1)})
     refused = (await admin.post("/settings/test-email")).json()
     assert refused["ok"] is False and "SMTP" in refused["error"]
+
+
+async def test_nulls_blanks_and_overlong_values(api: dict[str, Api]) -> None:
+    body = {"smtp": {"host": " ", "username": None, "password": None}, "base_url": None}
+    resp = await put(api["admin"], body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["smtp"]["host"] is None and resp.json()["base_url"] is None
+    for smtp in ({"host": "h" * 256}, {"username": "u" * 321}, {"password": "p" * 1001}):
+        error = assert_error(await put(api["admin"], {"smtp": smtp}), 422, "validation_error")
+        assert error["details"][0]["field"] == "smtp." + next(iter(smtp))

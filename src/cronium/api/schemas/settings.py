@@ -33,15 +33,20 @@ def _blank_none(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-OptText = Annotated[str | None, AfterValidator(_blank_none)]
+# Optional texts: the length limit sits on the str (a limit on the union refuses None);
+# blank means unset.
+Host = Annotated[Annotated[str, Field(max_length=255)] | None, AfterValidator(_blank_none)]
+Login = Annotated[Annotated[str, Field(max_length=320)] | None, AfterValidator(_blank_none)]
+Secret = Annotated[str, Field(max_length=1000)] | None
+BaseUrl = Annotated[Annotated[str, Field(max_length=500)] | None, AfterValidator(_base_url)]
 
 
 class SmtpIn(Body):
-    host: Annotated[OptText, Field(max_length=255)] = None
+    host: Host = None
     port: Annotated[int | None, Field(ge=1, le=65535)] = None
     security: Security = "starttls"
-    username: Annotated[OptText, Field(max_length=320)] = None
-    password: Annotated[str | None, Field(max_length=1000)] = Field(
+    username: Login = None
+    password: Secret = Field(
         default=None, description="A new password; omit (or null) to keep the stored one."
     )
     clear_password: bool = Field(default=False, description="Remove the stored password.")
@@ -51,7 +56,7 @@ class SmtpIn(Body):
 
 class SettingsIn(Body):
     smtp: SmtpIn = Field(default_factory=SmtpIn)
-    base_url: Annotated[str | None, Field(max_length=500), AfterValidator(_base_url)] = Field(
+    base_url: BaseUrl = Field(
         default=None,
         description="Public address of Cronium used in emailed links (default: the request's).",
     )
