@@ -298,6 +298,9 @@ async def test_tool_events_and_actions_need_a_credential_of_the_owner(
     tool = {"type": "tool", "tool": {"credential_id": foreign, "action": "slack.send_message"}}
     error_of(await api["admin"].patch(f"/events/{event['id']}", json=tool), 422, "credential_id")
     tool["tool"]["credential_id"] = own  # type: ignore[index]
+    # A message with nothing to say is refused when saved, not when the first run sends it.
+    error_of(await api["admin"].patch(f"/events/{event['id']}", json=tool), 422, "tool.params")
+    tool["tool"]["params"] = {"text": "hi"}  # type: ignore[index]
     resp = await api["admin"].patch(f"/events/{event['id']}", json=tool)
     assert resp.status_code == 200, resp.text
 

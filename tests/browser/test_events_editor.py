@@ -174,7 +174,7 @@ async def test_tool_event_with_once_schedule_and_conditional_actions(
     await page.locator('[name="tool.credential_id"]').select_option(label="ops hook (webhook)")
     await expect(page.locator('[name="tool.action"] option')).to_have_count(2)  # "choose" + send
     await page.locator('[name="tool.action"]').select_option("webhook.send")
-    await page.locator('[name="tool.params"]').fill('{"body": {"text": "hi"}}')
+    await page.locator('[name="tool.params"]').fill('{"body": "hi"}')
 
     # Once, at a wall-clock time in Berlin: stored as the matching UTC instant.
     await page.locator('[name="schedule.kind"]').select_option("once")
@@ -199,7 +199,7 @@ async def test_tool_event_with_once_schedule_and_conditional_actions(
     await second.locator('[data-a="params"]').fill("{oops")
     await page.get_by_role("button", name="Create event").click()
     await expect(page.locator('[data-error-for="actions.1"]')).to_contain_text("not valid JSON")
-    await second.locator('[data-a="params"]').fill('{"body": {"text": "{{ event.name }}"}}')
+    await second.locator('[data-a="params"]').fill('{"body": "{{ event.name }}"}')
     await page.get_by_role("button", name="Create event").click()
     await expect(page).to_have_url(re.compile(r"/events/\d+$"))
     event_id = int(page.url.rsplit("/", 1)[1])
@@ -210,7 +210,7 @@ async def test_tool_event_with_once_schedule_and_conditional_actions(
     assert stored["tool"] == {
         "credential_id": cred.json()["id"],
         "action": "webhook.send",
-        "params": {"body": {"text": "hi"}},
+        "params": {"body": "hi"},
     }
     assert stored["schedule"] == {"kind": "once", "at": "2030-01-15T08:00:00Z"}
     actions = [
@@ -224,7 +224,7 @@ async def test_tool_event_with_once_schedule_and_conditional_actions(
             "type": "tool",
             "credential_id": cred.json()["id"],
             "action": "webhook.send",
-            "params": {"body": {"text": "{{ event.name }}"}},
+            "params": {"body": "{{ event.name }}"},
         },
     ]
 

@@ -31,6 +31,7 @@ from cronium.db.models import (
     ToolCredential,
     Workflow,
 )
+from cronium.domain.action_params import check_event_tool_params
 from cronium.domain.schedules import next_fires, next_interval_fire
 from cronium.errors import Conflict, ValidationFailed
 from cronium.security.crypto import Cipher
@@ -167,6 +168,7 @@ async def save_event(
     """Write a validated body into `event` (new or existing), with its servers and actions."""
     await _check_unique_name(db, event.owner_id, body.name, event.id)
     await _check_references(db, event.owner_id, body, event.id)
+    await check_event_tool_params(db, event.owner_id, body)
     is_new = event.id is None
     was_active = event.status is EventStatus.active
     scalar_fields = (
