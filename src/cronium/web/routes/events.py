@@ -6,7 +6,7 @@ goes through the REST API from the browser (app.js), so both validate alike.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -50,6 +50,7 @@ HISTORY_SIZE = 20
 E = TypeVar("E", bound=Enum)
 Text = Annotated[str | None, Query()]
 LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
+SCHEDULED_SOON = timedelta(minutes=5)
 
 
 def _enum(kind: type[E], value: str | None) -> E | None:
@@ -308,11 +309,21 @@ async def _history(
         stmt.order_by(Execution.created_at.desc(), Execution.id.desc()),
         PageParams(HISTORY_SIZE, offset, None),
     )
+    # Live while a run is in flight, and while a scheduled fire is near: the first run of a
+    # new schedule then shows up without a reload.
+    soon = datetime.now(UTC) + SCHEDULED_SOON
     live = any(run.status in LIVE for run in runs) or bool(
         await db.scalar(
             select(
                 select(Execution.id)
                 .where(Execution.event_id == event_id, Execution.status.in_(LIVE))
+                .exists()
+                | select(Event.id)
+                .where(
+                    Event.id == event_id,
+                    Event.status == EventStatus.active,
+                    Event.next_fire_at <= soon,
+                )
                 .exists()
             )
         )
