@@ -15,6 +15,7 @@ from markupsafe import Markup
 from cronium import __version__
 from cronium.api.deps import Principal
 from cronium.db.models import Role
+from cronium.web.pages import is_htmx
 
 WEB_DIR = Path(__file__).parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
@@ -101,7 +102,7 @@ def render(
         "csrf_token": principal.csrf_token if principal else "",
         "nav": nav,
         "path": request.url.path,
-        "htmx": request.headers.get("hx-request") == "true",
+        "htmx": is_htmx(request),
     }
     return templates.TemplateResponse(
         request, template, {**common, **context}, status_code=status_code

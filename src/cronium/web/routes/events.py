@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, Request
@@ -37,6 +36,7 @@ from cronium.db.models import (
 )
 from cronium.errors import NotFound
 from cronium.web.deps import PageUser
+from cronium.web.pages import lenient_offset, list_url, owner_emails, wants_fragment
 from cronium.web.render import render
 from cronium.web.routes import events_editor
 from cronium.web.routes.events_editor import schedule_text, webhook_url
@@ -61,21 +61,8 @@ def _enum(kind: type[E], value: str | None) -> E | None:
         return None
 
 
-def _offset(value: str | None) -> int:
-    """A paging offset from a hand-edited URL: anything odd means the first page."""
-    try:
-        return min(max(int(value or 0), 0), MAX_ID)
-    except ValueError:
-        return 0
-
-
 def _clean(value: str | None) -> str | None:
     return value.replace("\x00", "").strip()[:200] or None if value else None
-
-
-def _url(path: str, params: dict[str, Any], **changes: Any) -> str:
-    merged = {k: v for k, v in {**params, **changes}.items() if v not in (None, "", 0)}
-    return path + ("?" + urlencode(merged) if merged else "")
 
 
 @router.get("/events", response_class=HTMLResponse)
@@ -104,7 +91,7 @@ async def events_page(
         search,
         sort,
     )
-    events, total = await paginate(db, stmt, PageParams(PAGE_SIZE, _offset(offset), sort))
+    events, total = await paginate(db, stmt, PageParams(PAGE_SIZE, lenient_offset(offset), sort))
     params = {
         "search": search,
         "status": _enum(EventStatus, status),
@@ -116,19 +103,16 @@ async def events_page(
     context: dict[str, Any] = {
         "events": events,
         "total": total,
-        "offset": _offset(offset),
+        "offset": lenient_offset(offset),
         "page_size": PAGE_SIZE,
         "params": params,
         "sort": sort,
-        "url": lambda **changes: _url("/events", params, **changes),
+        "url": lambda **changes: list_url("/events", params, **changes),
         "last_runs": await _last_runs(db, [e.id for e in events]),
-        "owners": await _owners(db, {e.owner_id for e in events}) if principal.sees_all else {},
+        "owners": await owner_emails(db, principal, (e.owner_id for e in events)),
         "schedule_text": schedule_text,
     }
-    fragment = request.headers.get("hx-request") == "true" and not request.headers.get(
-        "hx-history-restore-request"
-    )
-    if fragment:
+    if wants_fragment(request):
         response = render(request, "events/_table.html", principal, title="Events", **context)
     else:
         response = await _list_page(request, principal, db, context)
@@ -178,13 +162,6 @@ async def _last_runs(db: AsyncSession, event_ids: list[int]) -> dict[int, Execut
     }
 
 
-async def _owners(db: AsyncSession, user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    rows = await db.execute(select(User.id, User.email).where(User.id.in_(user_ids)))
-    return dict(rows.all())
-
-
 async def _tags(db: AsyncSession, owner_id: int | None) -> list[str]:
     """The tags in use (for the tag filter), at most 200."""
     tag = func.unnest(Event.tags).label("tag")
@@ -220,7 +197,9 @@ async def event_page(
         )
     ).all()
     actions = await _actions(db, event.id)
-    history = await _history(db, event.id, _enum(ExecutionStatus, run_status), _offset(offset))
+    history = await _history(
+        db, event.id, _enum(ExecutionStatus, run_status), lenient_offset(offset)
+    )
     return render(
         request,
         "events/event.html",
@@ -248,7 +227,9 @@ async def history_fragment(
 ) -> HTMLResponse:
     """The run history table alone: status filter, paging and the live refresh."""
     event = await _event(db, event_id, principal)
-    history = await _history(db, event.id, _enum(ExecutionStatus, run_status), _offset(offset))
+    history = await _history(
+        db, event.id, _enum(ExecutionStatus, run_status), lenient_offset(offset)
+    )
     return render(
         request, "events/_history.html", principal, title=event.name, event=event, **history
     )
@@ -338,6 +319,6 @@ async def _history(
         "run_status": status,
         "run_statuses": list(ExecutionStatus),
         "live": live,
-        "history_url": lambda **changes: _url(base, params, **changes),
+        "history_url": lambda **changes: list_url(base, params, **changes),
         "now": datetime.now().astimezone(),
     }

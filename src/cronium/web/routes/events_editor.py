@@ -29,7 +29,6 @@ from cronium.db.models import (
     Language,
     MisfirePolicy,
     OverlapPolicy,
-    Role,
     ScheduleKind,
     Server,
     ToolCredential,
@@ -39,10 +38,12 @@ from cronium.domain.events import event_out, schedule_dict
 from cronium.domain.schedules import next_fires, next_interval_fire, parse_timezone, validate_cron
 from cronium.errors import NotFound, ValidationFailed
 from cronium.tools.registry import catalogue
-from cronium.web.deps import PageForbidden, PageUser
+from cronium.web.deps import PageUser
+from cronium.web.pages import require_writer
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
+READ_ONLY = "Viewers can look at events but not create or change them."
 
 PREVIEW_COUNT = 5
 UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
@@ -91,7 +92,7 @@ def webhook_url(request: Request, key: str | None) -> str | None:
 
 @router.get("/events/new", response_class=HTMLResponse)
 async def new_event(request: Request, principal: PageUser, db: DbDep) -> HTMLResponse:
-    _writer(principal)
+    require_writer(principal, READ_ONLY)
     return await _editor(request, principal, db, None)
 
 
@@ -99,16 +100,11 @@ async def new_event(request: Request, principal: PageUser, db: DbDep) -> HTMLRes
 async def edit_event(
     request: Request, principal: PageUser, db: DbDep, event_id: int
 ) -> HTMLResponse:
-    _writer(principal)
+    require_writer(principal, READ_ONLY)
     if event_id > MAX_ID:
         raise NotFound(f"event {event_id} not found")
     event = await get_visible(db, Event, event_id, principal, for_write=True, lock=False)
     return await _editor(request, principal, db, event)
-
-
-def _writer(principal: PageUser) -> None:
-    if principal.role is Role.viewer:
-        raise PageForbidden("Viewers can look at events but not create or change them.")
 
 
 async def _editor(

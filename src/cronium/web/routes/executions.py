@@ -23,6 +23,7 @@ from cronium.api.routers.executions import TERMINAL
 from cronium.api.schemas.events import MAX_ID
 from cronium.db.models import Event, Execution, ExecutionStatus, Job, Trigger
 from cronium.web.deps import PageUser
+from cronium.web.pages import is_htmx
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -164,7 +165,7 @@ async def executions_page(
         "query": query,
         "filters": {"status": status, "event_id": event_id, "trigger": trigger},
     }
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         response = render(request, "executions/_table.html", principal, title="Runs", **context)
         # The address bar shows only the filters in use (a form sends the empty ones too).
         canonical = dict(query, page=page) if page > 1 else query

@@ -24,6 +24,7 @@ from cronium.db.models import Event, Execution, ExecutionStatus, Job, JobStatus,
 from cronium.engine.node import NODE_HEARTBEAT_S
 from cronium.services.probes import Probe, probe_docker, probe_valkey
 from cronium.web.deps import PageUser
+from cronium.web.pages import is_htmx
 from cronium.web.render import render
 from cronium.web.routes.executions import RUN_COLUMNS, run_rows
 
@@ -212,6 +213,5 @@ async def monitoring_page(
         probes.cancel()
         raise
     context["dependencies"] = await probes
-    fragment = request.headers.get("hx-request") == "true"
-    template = "monitoring/_panels.html" if fragment else "monitoring/index.html"
+    template = "monitoring/_panels.html" if is_htmx(request) else "monitoring/index.html"
     return render(request, template, principal, title="Monitoring", **context)

@@ -8,27 +8,23 @@ decrypted here: the form says "stored" instead.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
-from cronium.api.deps import DbDep, Principal
-from cronium.api.listing import get_visible, visible
+from cronium.api.deps import DbDep
+from cronium.api.listing import PageParams, get_visible, paginate, visible
 from cronium.db.models import Event, EventServer, Role, Server, ServerStatus, User
 from cronium.services import terminal
-from cronium.web.deps import PageForbidden, PageUser
+from cronium.web.deps import PageUser
+from cronium.web.pages import is_htmx, list_url, owner_emails, require_writer
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-
-
-def _writer(principal: Principal) -> None:
-    if principal.role is Role.viewer:
-        raise PageForbidden("Viewers can look at servers but not change them.")
+READ_ONLY = "Viewers can look at servers but not change them."
 
 
 @router.get("/servers", response_class=HTMLResponse)
@@ -51,47 +47,31 @@ async def servers_page(
                 Server.host.icontains(search, autoescape=True),
             )
         )
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    servers = list(
-        await db.scalars(stmt.order_by(Server.name, Server.id).limit(PAGE_SIZE).offset(offset))
+    servers, total = await paginate(
+        db, stmt.order_by(Server.name, Server.id), PageParams(PAGE_SIZE, offset, None)
     )
-    owners: dict[int, str] = {}
-    if principal.sees_all and servers:
-        rows = await db.execute(
-            select(User.id, User.email).where(User.id.in_({s.owner_id for s in servers}))
-        )
-        owners = {int(row[0]): str(row[1]) for row in rows}
-
-    def url(**changes: object) -> str:
-        query: dict[str, object] = {
-            "search": search,
-            "status": status.value if status else "",
-            "offset": offset,
-        }
-        query.update(changes)
-        return "/servers?" + urlencode({k: v for k, v in query.items() if v not in ("", None)})
-
-    template = "servers/_table.html" if request.headers.get("hx-request") else "servers/list.html"
+    query = {"search": search, "status": status, "offset": offset}
+    template = "servers/_table.html" if is_htmx(request) else "servers/list.html"
     return render(
         request,
         template,
         principal,
         title="Servers",
         servers=servers,
-        owners=owners,
+        owners=await owner_emails(db, principal, (s.owner_id for s in servers)),
         total=total,
         offset=offset,
         page_size=PAGE_SIZE,
         search=search,
         status=status,
         statuses=list(ServerStatus),
-        url=url,
+        url=lambda **changes: list_url("/servers", query, **changes),
     )
 
 
 @router.get("/servers/new", response_class=HTMLResponse)
 async def new_server_page(request: Request, principal: PageUser) -> HTMLResponse:
-    _writer(principal)
+    require_writer(principal, READ_ONLY)
     return render(request, "servers/form.html", principal, title="Add a server", server=None)
 
 
@@ -129,7 +109,7 @@ async def server_page(
 async def edit_server_page(
     request: Request, server_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
-    _writer(principal)
+    require_writer(principal, READ_ONLY)
     server = await get_visible(db, Server, server_id, principal, for_write=True, lock=False)
     return render(
         request, "servers/form.html", principal, title=f"Edit {server.name}", server=server
@@ -140,8 +120,7 @@ async def edit_server_page(
 async def terminal_page(
     request: Request, server_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
-    if principal.role is Role.viewer:
-        raise PageForbidden("Viewers cannot open a terminal: a shell can change the server.")
+    require_writer(principal, "Viewers cannot open a terminal: a shell can change the server.")
     server = await get_visible(db, Server, server_id, principal, for_write=True, lock=False)
     return render(
         request,

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from cronium.api.deps import DbDep
 from cronium.db.models import ApiToken
 from cronium.web.deps import PageUser
+from cronium.web.pages import is_htmx, list_url
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -36,7 +37,7 @@ async def api_tokens_page(
         .limit(PAGE_SIZE)
         .offset(offset)
     )
-    template = "tokens/_table.html" if request.headers.get("hx-request") else "tokens/index.html"
+    template = "tokens/_table.html" if is_htmx(request) else "tokens/index.html"
     return render(
         request,
         template,
@@ -47,4 +48,5 @@ async def api_tokens_page(
         offset=offset,
         page_size=PAGE_SIZE,
         now=datetime.now(UTC),
+        url=lambda **changes: list_url("/tokens", {}, **changes),
     )

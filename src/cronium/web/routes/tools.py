@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cronium.api.deps import CoreDep, DbDep
@@ -24,6 +24,7 @@ from cronium.db.models import ToolCredential, ToolKind, User, Variable
 from cronium.db.models.resources import ActionTemplate
 from cronium.tools.registry import TOOLS, get_tool
 from cronium.web.deps import PageUser
+from cronium.web.pages import count_rows, list_url
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -225,7 +226,7 @@ async def credentials_page(
         stmt = stmt.where(ToolCredential.owner_id == principal.user_id)
     if tool is not None:
         stmt = stmt.where(ToolCredential.tool == tool)
-    total = await db.scalar(select(func.count()).select_from(stmt.subquery()))
+    total = await count_rows(db, stmt)
     result = await db.execute(
         stmt.order_by(ToolCredential.name, ToolCredential.id).limit(PAGE_SIZE).offset(offset)
     )
@@ -242,11 +243,12 @@ async def credentials_page(
         principal,
         title="Tools",
         rows=rows,
-        total=int(total or 0),
+        total=total,
         offset=offset,
         page_size=PAGE_SIZE,
         tool=tool.value if tool else "",
         titles=tool_titles(),
+        url=lambda **changes: list_url("/credentials", {"tool": tool}, **changes),
     )
 
 
@@ -305,7 +307,7 @@ async def templates_page(
         stmt = stmt.where(ActionTemplate.owner_id == principal.user_id)
     if tool is not None:
         stmt = stmt.where(ActionTemplate.tool == tool)
-    total = await db.scalar(select(func.count()).select_from(stmt.subquery()))
+    total = await count_rows(db, stmt)
     result = await db.execute(
         stmt.order_by(ActionTemplate.name, ActionTemplate.id).limit(PAGE_SIZE).offset(offset)
     )
@@ -316,11 +318,12 @@ async def templates_page(
         title="Action templates",
         path="/credentials",  # highlights "Tools" in the navigation
         rows=result.all(),
-        total=int(total or 0),
+        total=total,
         offset=offset,
         page_size=PAGE_SIZE,
         tool=tool.value if tool else "",
         titles=tool_titles(),
+        url=lambda **changes: list_url("/action-templates", {"tool": tool}, **changes),
     )
 
 

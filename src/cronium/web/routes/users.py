@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cronium.api.deps import DbDep
+from cronium.api.listing import PageParams, paginate
 from cronium.db.models import Role, User
 from cronium.domain import invitations
 from cronium.security.passwords import MIN_PASSWORD_LENGTH
 from cronium.web.deps import PageAdmin
+from cronium.web.pages import is_htmx, list_url
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -36,27 +37,21 @@ async def users_page(
     stmt = select(User)
     if search:
         stmt = stmt.where(User.email.icontains(search, autoescape=True))
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    users = await db.scalars(stmt.order_by(User.email, User.id).limit(PAGE_SIZE).offset(offset))
-
-    def url(**changes: object) -> str:
-        query: dict[str, object] = {"search": search, "offset": offset}
-        query.update(changes)
-        return "/admin/users?" + urlencode(
-            {k: v for k, v in query.items() if v not in ("", None, 0)}
-        )
-
+    users, total = await paginate(
+        db, stmt.order_by(User.email, User.id), PageParams(PAGE_SIZE, offset, None)
+    )
+    query = {"search": search, "offset": offset}
     common: dict[str, Any] = {
-        "users": list(users),
+        "users": users,
         "total": total,
         "offset": offset,
         "page_size": PAGE_SIZE,
         "search": search,
-        "url": url,
+        "url": lambda **changes: list_url("/admin/users", query, **changes),
         "roles": ROLES,
         "min_length": MIN_PASSWORD_LENGTH,
     }
-    if request.headers.get("hx-request"):
+    if is_htmx(request):
         return render(request, "users/_table.html", principal, title="Users", **common)
     pending, pending_total = await invitations.pending(db, PAGE_SIZE, 0)
     return render(

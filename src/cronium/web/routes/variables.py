@@ -10,16 +10,16 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
-from cronium.api.deps import DbDep, Principal
-from cronium.api.listing import get_visible, visible
-from cronium.db.models import Role, User, Variable
-from cronium.web.deps import PageForbidden, PageUser
+from cronium.api.deps import DbDep
+from cronium.api.listing import PageParams, get_visible, paginate, visible
+from cronium.db.models import Variable
+from cronium.web.deps import PageUser
+from cronium.web.pages import is_htmx, list_url, owner_emails, require_writer
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -27,6 +27,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SHOWN_CHARS = 200  # of a plain value in the list
 MASK = "••••••"
+READ_ONLY = "Viewers can look at variables but not change them."
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,6 @@ def _row(var: Variable) -> VariableRow:
     )
 
 
-def _writer(principal: Principal) -> None:
-    if principal.role is Role.viewer:
-        raise PageForbidden("Viewers can look at variables but not change them.")
-
-
 @router.get("/variables", response_class=HTMLResponse)
 async def variables_page(
     request: Request,
@@ -81,45 +77,31 @@ async def variables_page(
                 Variable.description.icontains(search, autoescape=True),
             )
         )
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    found = await db.scalars(
-        stmt.order_by(Variable.key, Variable.id).limit(PAGE_SIZE).offset(offset)
+    found, total = await paginate(
+        db, stmt.order_by(Variable.key, Variable.id), PageParams(PAGE_SIZE, offset, None)
     )
     rows = [_row(v) for v in found]
-    owners: dict[int, str] = {}
-    if principal.sees_all and rows:
-        result = await db.execute(
-            select(User.id, User.email).where(User.id.in_({r.owner_id for r in rows}))
-        )
-        owners = {int(row[0]): str(row[1]) for row in result}
-
-    def url(**changes: object) -> str:
-        query: dict[str, object] = {"search": search, "kind": kind, "offset": offset}
-        query.update(changes)
-        return "/variables?" + urlencode({k: v for k, v in query.items() if v not in ("", None)})
-
-    template = (
-        "variables/_table.html" if request.headers.get("hx-request") else "variables/list.html"
-    )
+    query = {"search": search, "kind": kind, "offset": offset}
+    template = "variables/_table.html" if is_htmx(request) else "variables/list.html"
     return render(
         request,
         template,
         principal,
         title="Variables",
         variables=rows,
-        owners=owners,
+        owners=await owner_emails(db, principal, (r.owner_id for r in rows)),
         total=total,
         offset=offset,
         page_size=PAGE_SIZE,
         search=search,
         kind=kind,
-        url=url,
+        url=lambda **changes: list_url("/variables", query, **changes),
     )
 
 
 @router.get("/variables/new", response_class=HTMLResponse)
 async def new_variable_page(request: Request, principal: PageUser) -> HTMLResponse:
-    _writer(principal)
+    require_writer(principal, READ_ONLY)
     return render(
         request, "variables/form.html", principal, title="New variable", var=None, value=""
     )
@@ -129,7 +111,7 @@ async def new_variable_page(request: Request, principal: PageUser) -> HTMLRespon
 async def edit_variable_page(
     request: Request, variable_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
-    _writer(principal)
+    require_writer(principal, READ_ONLY)
     var = await get_visible(
         db, Variable, variable_id, principal, for_write=True, lock=False, what="variable"
     )

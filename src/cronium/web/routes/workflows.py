@@ -14,13 +14,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cronium.api.deps import DbDep, Principal
+from cronium.api.deps import DbDep
 from cronium.api.listing import get_visible, visible
 from cronium.api.schemas.events import MAX_ID
 from cronium.db.models import (
     Event,
     EventStatus,
-    Role,
     Workflow,
     WorkflowNode,
     WorkflowNodeRun,
@@ -28,7 +27,8 @@ from cronium.db.models import (
 )
 from cronium.domain.workflows import workflow_out
 from cronium.errors import NotFound
-from cronium.web.deps import PageForbidden, PageUser
+from cronium.web.deps import PageUser
+from cronium.web.pages import count_rows, lenient_offset, require_writer, wants_fragment
 from cronium.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -36,16 +36,10 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 RUNS_PAGE_SIZE = 20
 MAX_EVENTS = 1000  # events offered in the editor's picker
+READ_ONLY = "Viewers cannot change workflows."
 # Hand-edited URLs: an id beyond bigint is a 404 page, odd paging or search text falls
 # back to defaults, instead of a JSON validation error or a failed query.
 Text = Annotated[str | None, Query()]
-
-
-def _offset(value: str | None) -> int:
-    try:
-        return min(max(int(value or 0), 0), MAX_ID)
-    except ValueError:
-        return 0
 
 
 def _id(value: int, what: str) -> int:
@@ -73,12 +67,12 @@ async def workflows_page(
     request: Request, principal: PageUser, db: DbDep, offset: Text = None, q: Text = None
 ) -> HTMLResponse:
     """The list: one query for the page's workflows with node count and last run."""
-    start = _offset(offset)
+    start = lenient_offset(offset)
     q = (q or "").replace("\x00", "").strip()[:200]
     base = visible(select(Workflow), Workflow.owner_id, principal)
     if q:
         base = base.where(Workflow.name.icontains(q, autoescape=True))
-    total = int(await db.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    total = await count_rows(db, base)
     node_count = (
         select(func.count(WorkflowNode.id))
         .where(WorkflowNode.workflow_id == Workflow.id)
@@ -122,10 +116,7 @@ async def workflows_page(
         "limit": PAGE_SIZE,
         "q": q,
     }
-    fragment = request.headers.get("hx-request") == "true" and not request.headers.get(
-        "hx-history-restore-request"
-    )
-    if fragment:
+    if wants_fragment(request):
         response = render(request, "workflows/_list.html", principal, **context)
     else:
         response = render(request, "workflows/list.html", principal, title="Workflows", **context)
@@ -153,14 +144,9 @@ async def _events_for(db: AsyncSession, owner_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def _require_writer(principal: Principal) -> None:
-    if principal.role is Role.viewer:
-        raise PageForbidden("Viewers cannot change workflows.")
-
-
 @router.get("/workflows/new", response_class=HTMLResponse)
 async def new_workflow_page(request: Request, principal: PageUser, db: DbDep) -> HTMLResponse:
-    _require_writer(principal)
+    require_writer(principal, READ_ONLY)
     return render(
         request,
         "workflows/editor.html",
@@ -176,7 +162,7 @@ async def new_workflow_page(request: Request, principal: PageUser, db: DbDep) ->
 async def edit_workflow_page(
     request: Request, workflow_id: int, principal: PageUser, db: DbDep
 ) -> HTMLResponse:
-    _require_writer(principal)
+    require_writer(principal, READ_ONLY)
     workflow = await get_visible(
         db, Workflow, _id(workflow_id, "workflow"), principal, what="workflow"
     )
@@ -262,7 +248,7 @@ async def workflow_runs_fragment(
         request,
         "workflows/_runs.html",
         principal,
-        **await _runs_context(db, workflow.id, _offset(offset)),
+        **await _runs_context(db, workflow.id, lenient_offset(offset)),
     )
 
 
