@@ -11,7 +11,7 @@ import asyncio
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from cronium.config import Settings
 from cronium.core import Core
 from cronium.engine.node import Node
 from tests.conftest import PASSWORD, REQUIRE_ALL, Persona
+from tests.support.tool_receivers import SmtpServer, smtp_server
 
 CHROMIUM = (
     os.environ.get("CRONIUM_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,6 +50,13 @@ async def browser() -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    """A local SMTP server that keeps what it receives (the accounts pages send mail)."""
+    with smtp_server(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ is signed in; admins manage users; non-admins get a 403 page."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -12,16 +12,10 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import PHONE, LoginAs
 from tests.support.mail import link_in, wait_for_mail
-from tests.support.tool_receivers import SmtpServer, smtp_server
+from tests.support.tool_receivers import SmtpServer
 
 Shot = Callable[[Page, str], Awaitable[Path]]
 NEW_PASSWORD = "invited-persons-password"
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path) as server:
-        yield server
 
 
 async def fill_smtp_settings(page: Page, smtp: SmtpServer) -> None:

@@ -4,25 +4,18 @@ tokens shown once, then only by prefix."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import LoginAs
 from tests.conftest import PASSWORD, Api
 from tests.support.mail import configure_mail, link_in, wait_for_mail
-from tests.support.tool_receivers import SmtpServer, smtp_server
+from tests.support.tool_receivers import SmtpServer
 
 Shot = Callable[[Page, str], Awaitable[Path]]
 NEW_PASSWORD = "my-brand-new-password"
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path) as server:
-        yield server
 
 
 async def test_a_forgotten_password_is_reset_from_the_emailed_link(

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from cronium.core import Core
 from tests.conftest import PASSWORD, Api, Persona
-
-BUDGET_S = 0.3
-
-
-async def _timed(client: httpx.AsyncClient, path: str) -> float:
-    """The best of three: the server's time, without the noise of a busy test machine."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        response = await client.get(path)
-        best = min(best, time.perf_counter() - start)
-        assert response.status_code == 200, response.text[:500]
-    return best
+from tests.support.page_speed import BUDGET_S, timed
 
 
 async def test_workflow_pages_with_ten_thousand_runs(
@@ -105,7 +91,7 @@ async def test_workflow_pages_with_ten_thousand_runs(
         f"/workflow-runs/{last_run}",
     ]
     for path in pages:
-        took = await _timed(client, path)
+        took = await timed(client, path)
         assert took < BUDGET_S, f"{path} took {took * 1000:.0f} ms"
     listing = await client.get("/workflows")
     assert listing.text.count("data-workflow-id=") == 25
