@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cronium.api.deps import CoreDep, DbDep
+from cronium.api.deps import CoreDep, DbDep, Principal
 from cronium.api.listing import get_visible
 from cronium.api.schemas.events import MAX_ID
 from cronium.api.schemas.tools import TemplateSample
@@ -198,6 +198,24 @@ def tool_titles() -> dict[str, str]:
     return {kind: tool.title for kind, tool in TOOLS.items()}
 
 
+async def _listed(
+    db: AsyncSession,
+    principal: Principal,
+    model: type[ToolCredential] | type[ActionTemplate],
+    tool: ToolKind | None,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """A page of the visible credentials or templates (of one tool) with owner emails."""
+    stmt = select(model, User.email).join(User, User.id == model.owner_id)
+    if not principal.sees_all:
+        stmt = stmt.where(model.owner_id == principal.user_id)
+    if tool is not None:
+        stmt = stmt.where(model.tool == tool)
+    total = await count_rows(db, stmt)
+    result = await db.execute(stmt.order_by(model.name, model.id).limit(PAGE_SIZE).offset(offset))
+    return list(result.all()), total
+
+
 # --- credentials ----------------------------------------------------------------------------
 
 
@@ -221,17 +239,9 @@ async def credentials_page(
     offset: Offset = 0,
 ) -> HTMLResponse:
     tool = _tool(tool_filter)
-    stmt = select(ToolCredential, User.email).join(User, User.id == ToolCredential.owner_id)
-    if not principal.sees_all:
-        stmt = stmt.where(ToolCredential.owner_id == principal.user_id)
-    if tool is not None:
-        stmt = stmt.where(ToolCredential.tool == tool)
-    total = await count_rows(db, stmt)
-    result = await db.execute(
-        stmt.order_by(ToolCredential.name, ToolCredential.id).limit(PAGE_SIZE).offset(offset)
-    )
+    found, total = await _listed(db, principal, ToolCredential, tool, offset)
     rows = []
-    for cred, email in result.all():
+    for cred, email in found:
         config = core.cipher.decrypt_json(cred.config_encrypted)
         keys = sorted(k for k, v in config.items() if v is not None)
         rows.append(
@@ -302,22 +312,14 @@ async def templates_page(
     offset: Offset = 0,
 ) -> HTMLResponse:
     tool = _tool(tool_filter)
-    stmt = select(ActionTemplate, User.email).join(User, User.id == ActionTemplate.owner_id)
-    if not principal.sees_all:
-        stmt = stmt.where(ActionTemplate.owner_id == principal.user_id)
-    if tool is not None:
-        stmt = stmt.where(ActionTemplate.tool == tool)
-    total = await count_rows(db, stmt)
-    result = await db.execute(
-        stmt.order_by(ActionTemplate.name, ActionTemplate.id).limit(PAGE_SIZE).offset(offset)
-    )
+    rows, total = await _listed(db, principal, ActionTemplate, tool, offset)
     return render(
         request,
         "tools/templates.html",
         principal,
         title="Action templates",
         path="/credentials",  # highlights "Tools" in the navigation
-        rows=result.all(),
+        rows=rows,
         total=total,
         offset=offset,
         page_size=PAGE_SIZE,
