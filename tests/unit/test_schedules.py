@@ -1,6 +1,7 @@
 """domain/schedules.py: cron validation, fire times across DST, interval anchor math.
 
-DST behaviour (Europe/Berlin, 2026), as croniter computes it plus our one rule:
+DST behaviour (Europe/Berlin, 2026), as next_fires applies it (croniter only walks the
+wall clock):
 
 - Spring forward, 2026-03-29: 02:00 CET jumps to 03:00 CEST, so 02:00-02:59 does not
   exist. A fire that would fall in the gap is moved to the first instant after it:
@@ -239,3 +240,26 @@ def test_an_interval_ignores_dst_because_it_counts_real_seconds() -> None:
     anchor = datetime(2026, 10, 24, 12, tzinfo=ZoneInfo(BERLIN))  # 10:00 UTC
     fire = next_interval_fire(anchor, 24 * 3600, anchor + timedelta(hours=1))
     assert fire.astimezone(UTC) == utc(2026, 10, 25, 10)  # 11:00 CET: 24 real hours later
+
+
+def test_lord_howe_half_hour_fall_back_fires_in_both_passes() -> None:
+    # 2017-04-02 02:00 LHDT (+11) goes back to 01:30 LHST (+10:30): 01:30-01:59 repeats.
+    # croniter alone jumped from 01:56 (first pass) to 02:00, losing the second pass.
+    fires = next_fires("*/4 * * * *", "Australia/Lord_Howe", utc(2017, 4, 1, 14, 50), count=4)
+    assert fires == [utc(2017, 4, 1, 14, 52), utc(2017, 4, 1, 14, 56), utc(2017, 4, 1, 15, 2),
+                     utc(2017, 4, 1, 15, 6)]  # fmt: skip
+    assert local(fires, "Australia/Lord_Howe") == ["04-02 01:52 +11", "04-02 01:56 +11",
+                                                   "04-02 01:32 +1030", "04-02 01:36 +1030"]  # fmt: skip
+
+
+def test_a_one_value_range_is_that_value() -> None:
+    # croniter expands "5-5" to the whole field: '0 5-5 * * *' fired every hour.
+    assert next_fires("0 5-5 * * *", "UTC", utc(2030, 1, 1), count=2) == [
+        utc(2030, 1, 1, 5),
+        utc(2030, 1, 2, 5),
+    ]
+    assert next_fires("7-7/5 * * * *", "UTC", utc(2030, 1, 1), count=2) == [
+        utc(2030, 1, 1, 0, 7),
+        utc(2030, 1, 1, 1, 7),
+    ]
+    assert next_fires("0 0 * * MON-mon", "UTC", utc(2030, 1, 1), count=1) == [utc(2030, 1, 7)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -99,21 +100,86 @@ def next_fires(expression: str, timezone: str, after: datetime, *, count: int) -
     seconds_first = len(fields) == 6
     minute, hour = fields[1:3] if seconds_first else fields[0:2]
     pinned = "*" not in minute and "*" not in hour
+    # croniter walks the naive wall clock (pure calendar arithmetic); the DST rules are
+    # applied here. croniter's own DST handling misses fires: on Lord Howe's 30-minute
+    # fall-back night '*/4 * * * *' skipped the whole second pass of the repeated half hour.
+    here = after.astimezone(zone)
+    wall = here.replace(tzinfo=None)
+    overlap = _overlap(wall, zone)
+    if here.fold == 0 and overlap:
+        # `after` is in the first pass of a repeated hour: wall times before it fire again,
+        # later in real time, in the second pass.
+        wall -= overlap
     it = croniter(
-        " ".join(fields),
-        after.astimezone(zone),
+        " ".join(_for_croniter(fields)),
+        wall,
         ret_type=datetime,
         second_at_beginning=seconds_first,
     )
     fires: list[datetime] = []
+    pending: list[datetime] = []  # candidate instants, a heap
     last = after
     while len(fires) < count:
-        fire = it.get_next(datetime).astimezone(UTC)
-        if fire <= last or (pinned and fire.astimezone(zone).fold == 1):
-            continue  # not after the previous fire, or the second pass through a repeated hour
-        fires.append(fire)
-        last = fire
+        instants = _instants(it.get_next(datetime), zone, pinned)
+        # The earliest instant of a wall time never decreases as the wall time grows:
+        # every candidate below it is final and can be emitted in order.
+        while pending and pending[0] <= instants[0] and len(fires) < count:
+            fire = heapq.heappop(pending)
+            if fire > last:  # after `after`, and each instant once (a gap collapses)
+                fires.append(fire)
+                last = fire
+        for instant in instants:
+            heapq.heappush(pending, instant)
     return fires
+
+
+# A one-value range ("5-5", "5-5/10") is that value; croniter 7 expands it to the whole
+# field, so '0 5-5 * * *' would fire every hour.
+_ONE_VALUE_RANGE = re.compile(r"^(\w+)-(\w+)(/\d+)?$")
+
+
+def _for_croniter(fields: list[str]) -> list[str]:
+    def item(text: str) -> str:
+        found = _ONE_VALUE_RANGE.match(text)
+        if found and found[1].lower() == found[2].lower():
+            return found[1]
+        return text
+
+    return [",".join(item(i) for i in field.split(",")) for field in fields]
+
+
+def _overlap(wall: datetime, zone: ZoneInfo) -> timedelta:
+    """How long the hour this wall time is in repeats (zero if it happens once or never)."""
+    first = wall.replace(tzinfo=zone, fold=0).utcoffset()
+    second = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    assert first is not None and second is not None
+    return max(first - second, timedelta(0))
+
+
+def _instants(wall: datetime, zone: ZoneInfo, pinned: bool) -> list[datetime]:
+    """The UTC instants at which a local wall time fires, earliest first."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) != wall:
+        return [_gap_end(wall, zone)]  # skipped by spring forward
+    if pinned or not _overlap(wall, zone):
+        return [first]
+    return [first, wall.replace(tzinfo=zone, fold=1).astimezone(UTC)]
+
+
+def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after the spring-forward gap that skips this wall time."""
+    # Read with the offset after the gap, the wall time is an instant before the jump;
+    # with the offset before it, one after: bisect to the second where the offset changes.
+    lo = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    hi = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    lo_offset = lo.astimezone(zone).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = (lo + (hi - lo) / 2).replace(microsecond=0)
+        if mid.astimezone(zone).utcoffset() == lo_offset:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def next_interval_fire(start: datetime, every_s: int, after: datetime) -> datetime:
