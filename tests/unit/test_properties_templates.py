@@ -67,6 +67,19 @@ def test_a_string_without_template_markers_comes_back_unchanged(text: str) -> No
     check_syntax(text)
 
 
+def newlines(text: str) -> str:
+    """Jinja's lexer turns the line endings of a template's text into '\\n'."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@settings(max_examples=300)
+@given(plain_text, st.sampled_from(TEMPLATES), plain_text)
+def test_the_text_around_a_template_is_kept(before: str, template: str, after: str) -> None:
+    # Spaces at the joins: '{' + '{{' would be another template.
+    rendered = render(f"{before} {template} {after}", CONTEXT)
+    assert rendered == f"{newlines(before)} {render(template, CONTEXT)} {newlines(after)}"
+
+
 def assert_same_shape(source: Any, out: Any) -> None:
     if isinstance(source, dict):
         assert isinstance(out, dict) and list(out) == list(source)
@@ -146,8 +159,8 @@ LARGE = {
 def test_output_never_exceeds_the_limit(template: str, n: int, prefix: str) -> None:
     if "range" in template:
         n = min(n, 100_000)  # the sandbox's cap on range()
-    expected = len(prefix) + LARGE[template](n)
-    text = prefix + template.format(n=n)
+    expected = len(newlines(prefix)) + 1 + LARGE[template](n)
+    text = f"{prefix} {template.format(n=n)}"  # a space: '{' + '{%' would be '{{%'
     if expected > MAX_RENDERED_CHARS:
         with pytest.raises(ToolError) as caught:
             render({"t": text}, CONTEXT)

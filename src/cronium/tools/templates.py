@@ -18,7 +18,12 @@ from cronium.tools.base import ToolError
 
 MAX_RENDERED_CHARS = 1_000_000
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# keep_trailing_newline: Jinja drops a template's final newline by default, so "{{ a }}\n"
+# lost it while a parameter without a template ("abc\n") kept it. Line endings in the text
+# of a template still come out as "\n" (Jinja's lexer normalises "\r\n" and "\r").
+_env = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 def _is_template(value: str) -> bool:
