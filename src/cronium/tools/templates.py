@@ -8,6 +8,7 @@ an unknown name or a syntax error is a permanent `template_error`: neither ever 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
@@ -18,12 +19,81 @@ from cronium.tools.base import ToolError
 
 MAX_RENDERED_CHARS = 1_000_000
 
+# Output is counted while it is produced (see `_render_bounded`); what follows bounds the
+# single values that could be huge before any of them is written: `*` on strings and lists,
+# `**`, the padding filters and format widths.
+_MAX_POWER_BITS = 4096
+# A width or precision of 7 digits or more in a format string ("%9999999s", "{:>9999999}").
+_HUGE_WIDTH = re.compile(r"%[-+ #0]*(?:\*|\d{7,}|\d*\.\d{7,})|\{[^{}]*:[^{}]*\d{7,}")
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, unable to build values larger than the output limit."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if sized and len(seq) * max(count, 0) > MAX_RENDERED_CHARS:
+                    raise SecurityError("repetition longer than the rendered size limit")
+        elif (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right * abs(left).bit_length() > _MAX_POWER_BITS
+        ):
+            raise SecurityError("power too large")
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """`"{:>9999999}".format(x)`: refuse huge widths before Python pads."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and _HUGE_WIDTH.search(value.__self__):
+            raise SecurityError("format width larger than the rendered size limit")
+        return wrapped
+
+
+def _bounded_width(name: str, filter_: Any) -> Any:
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > MAX_RENDERED_CHARS:
+            raise SecurityError(f"{name} width larger than the rendered size limit")
+        return filter_(value, width, *args, **kwargs)
+
+    return bounded
+
+
+def _bounded_format(value: Any, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(value, str) and _HUGE_WIDTH.search(value):
+        raise SecurityError("format width larger than the rendered size limit")
+    return _format_filter(value, *args, **kwargs)
+
+
 # keep_trailing_newline: Jinja drops a template's final newline by default, so "{{ a }}\n"
 # lost it while a parameter without a template ("abc\n") kept it. Line endings in the text
 # of a template still come out as "\n" (Jinja's lexer normalises "\r\n" and "\r").
-_env = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
+_env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_format_filter = _env.filters["format"]
+_env.filters["format"] = _bounded_format
+for _name in ("center", "indent"):
+    _env.filters[_name] = _bounded_width(_name, _env.filters[_name])
+
+
+def _render_bounded(template: str, context: dict[str, Any], path: str) -> str:
+    """Render, stopping as soon as the output passes the limit (loops can multiply it)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in _env.from_string(template).generate(context):
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise ToolError(
+                f"{_where(path)}: rendered to more than {MAX_RENDERED_CHARS} characters",
+                permanent=True,
+                reason="template_error",
+            )
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _is_template(value: str) -> bool:
@@ -40,7 +110,7 @@ def render(value: Any, context: dict[str, Any], path: str = "") -> Any:
         if not _is_template(value):
             return value
         try:
-            out = _env.from_string(value).render(context)
+            out = _render_bounded(value, context, path)
         except SecurityError as exc:
             raise ToolError(
                 f"{_where(path)}: template refused by the sandbox: {exc}",
@@ -53,12 +123,6 @@ def render(value: Any, context: dict[str, Any], path: str = "") -> Any:
                 permanent=True,
                 reason="template_error",
             ) from None
-        if len(out) > MAX_RENDERED_CHARS:
-            raise ToolError(
-                f"{_where(path)}: rendered to more than {MAX_RENDERED_CHARS} characters",
-                permanent=True,
-                reason="template_error",
-            )
         return out
     if isinstance(value, dict):
         return {k: render(v, context, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
