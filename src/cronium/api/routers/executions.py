@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AfterValidator
 from sqlalchemy import select
 
 from cronium.api.deps import CoreDep, DbDep, PrincipalDep, WriterDep
@@ -19,6 +20,19 @@ from cronium.errors import Conflict
 router = APIRouter(prefix="/executions", tags=["executions"])
 
 ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The execution's id.")]
+
+
+def _utc_bound(value: datetime | None) -> datetime | None:
+    """A filter bound in UTC (naive means UTC); a 422, not a database error, out of range."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("is out of range: use a time between years 1 and 9999 (UTC)") from None
+
+
+UtcBound = Annotated[datetime | None, AfterValidator(_utc_bound)]
 
 _SORTS = {
     "created_at": Execution.created_at,
@@ -68,8 +82,8 @@ async def list_executions(
     event_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     status: ExecutionStatus | None = None,
     trigger: Trigger | None = None,
-    since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
+    since: Annotated[UtcBound, Query(description="Created at or after (ISO 8601).")] = None,
+    until: Annotated[UtcBound, Query(description="Created before (ISO 8601).")] = None,
 ) -> Page[ExecutionOut]:
     """List runs, newest first by default."""
     stmt = visible(select(Execution), Execution.owner_id, principal)
