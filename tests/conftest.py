@@ -34,6 +34,9 @@ from cronium.runtime.socket import bind_runtime_socket
 from cronium.security.passwords import hash_password
 from cronium.security.tokens import display_prefix, hash_token
 
+# Fixtures shared by several tiers (redis_server: a private Valkey stand-in).
+pytest_plugins = ["tests.support.valkey"]
+
 PG_ADMIN_URL = os.environ.get("CRONIUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_ALL = os.environ.get("CRONIUM_TEST_REQUIRE_ALL") == "1"
 PASSWORD = "correct-horse-battery"

@@ -3,30 +3,12 @@ reachable and in use, and as unreachable on the next refresh once it stops."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
 from playwright.async_api import expect
 
 from cronium.config import Settings
 from tests.browser.conftest import LoginAs
-from tests.conftest import REQUIRE_ALL
-from tests.integration.test_valkey import RedisServer, free_port
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server") or shutil.which("valkey-server")
-    if binary is None:
-        reason = "redis-server (or valkey-server) is not installed"
-        if REQUIRE_ALL:
-            pytest.fail(f"{reason} (CRONIUM_TEST_REQUIRE_ALL=1)")
-        pytest.skip(reason)
-    server = RedisServer(binary, free_port())
-    server.start()
-    yield server
-    server.stop()
+from tests.support.valkey import RedisServer
 
 
 @pytest.fixture

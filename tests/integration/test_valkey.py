@@ -8,13 +8,8 @@ nobody. Without the binary these tests skip; with CRONIUM_TEST_REQUIRE_ALL=1 the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -28,60 +23,14 @@ from cronium.core import Core, open_core
 from cronium.engine.node import Node
 from cronium.logs.hub import ValkeyHub
 from cronium.services.ratelimit import ValkeyRateLimiter
-from tests.conftest import REQUIRE_ALL, Api, Persona, wait_for_status
+from tests.conftest import Api, Persona, wait_for_status
+from tests.support.tool_receivers import free_port
+from tests.support.valkey import RedisServer
 
 CURL = (
     'curl -s -o /dev/null -w "%{http_code}" --unix-socket "${CRONIUM_RUNTIME_URL#unix://}" '
     '-H "Authorization: Bearer $CRONIUM_EXECUTION_TOKEN" http://x/runtime/v1/input'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    def __init__(self, binary: str, port: int) -> None:
-        self.binary, self.port = binary, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            [self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            time.sleep(0.025)
-        pytest.fail(f"redis-server did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server") or shutil.which("valkey-server")
-    if binary is None:
-        reason = "redis-server (or valkey-server) is not installed"
-        if REQUIRE_ALL:
-            pytest.fail(f"{reason} (CRONIUM_TEST_REQUIRE_ALL=1)")
-        pytest.skip(reason)
-    server = RedisServer(binary, free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["absent", "present"])
