@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, validation_alias="CRONIUM_WEBHOOK_MAX_BODY_BYTES"
     )
+    # Signed webhooks: how far X-Cronium-Timestamp may be from this node's clock, either way.
+    webhook_tolerance_s: int = Field(
+        default=300, ge=1, le=86400, validation_alias="CRONIUM_WEBHOOK_TOLERANCE_SECONDS"
+    )
     # SSH executor (executors/ssh.py) and server health checks.
     ssh_connect_timeout_s: float = Field(
         default=10.0, gt=0, le=300, validation_alias="CRONIUM_SSH_CONNECT_TIMEOUT_SECONDS"

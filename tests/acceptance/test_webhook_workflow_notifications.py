@@ -5,8 +5,6 @@ once, at real receivers on loopback (an HTTP server for Slack, aiosmtpd for emai
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 
 import httpx
@@ -15,6 +13,7 @@ from tests.conftest import Api
 from tests.integration.test_workflows import by_key, create_workflow, wait_run
 from tests.support.catalogue import receiver, smtp_server
 from tests.support.runs import create_event
+from tests.support.webhooks import signed_headers
 
 SECRET = "the-webhook-secret-for-this-test"
 
@@ -94,11 +93,8 @@ async def test_webhook_workflow_routes_failure_to_slack_and_condition_to_email(
             )
             key = (await user.get(f"/workflows/{workflow_id}")).json()["webhook"]["key"]
             body = json.dumps({"ref": "v1.2.3"}).encode()
-            signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
             resp = await client.post(
-                f"/api/v1/webhooks/{key}",
-                content=body,
-                headers={"Content-Type": "application/json", "X-Cronium-Signature": signature},
+                f"/api/v1/webhooks/{key}", content=body, headers=signed_headers(body, SECRET)
             )
             assert resp.status_code == 202, resp.text
             run = await wait_run(user, resp.json()["run_id"], timeout_s=60)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import httpx
+import pytest
 
+from cronium.core import Core
 from tests.conftest import Api, wait_for_status
 from tests.integration.test_workflows import create_workflow, wait_run
 from tests.support.runs import create_event
+from tests.support.webhooks import signed_headers
 
 SECRET = "a-webhook-secret-of-some-length"
 
@@ -24,8 +28,17 @@ async def hooked_event(user: Api, **webhook: object) -> tuple[int, str]:
     return event_id, str(key)
 
 
-def sign(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def refusal(resp: httpx.Response) -> tuple[str, str]:
+    """(reason, message) of a 401 refusal."""
+    assert resp.status_code == 401, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "unauthorized"
+    return error["details"]["reason"], error["message"]
+
+
+async def signature_rows(core: Core) -> int:
+    async with core.db.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM webhook_signatures"))
 
 
 async def test_a_webhook_starts_the_event_with_the_body_as_input(
@@ -57,36 +70,99 @@ async def test_unknown_and_disabled_keys_are_404(
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
 
 
-async def test_signatures_are_checked(api: dict[str, Api], client: httpx.AsyncClient) -> None:
+async def test_a_signed_call_passes_and_each_refusal_says_why(
+    api: dict[str, Api], client: httpx.AsyncClient, core: Core
+) -> None:
     _, key = await hooked_event(api["user"], secret=SECRET)
     body = json.dumps({"signed": True}).encode()
     url = f"/api/v1/webhooks/{key}"
-    headers = {"Content-Type": "application/json"}
-    missing = await client.post(url, content=body, headers=headers)
-    assert (
-        missing.status_code == 401 and "X-Cronium-Signature" in missing.json()["error"]["message"]
+    now = int(time.time())
+    good = signed_headers(body, SECRET, timestamp=now)
+    no_signature = await client.post(url, content=body, headers={"X-Cronium-Timestamp": str(now)})
+    assert refusal(no_signature)[0] == "missing_signature"
+    assert "X-Cronium-Signature" in refusal(no_signature)[1]
+    no_timestamp = {k: v for k, v in good.items() if k != "X-Cronium-Timestamp"}
+    reason, message = refusal(await client.post(url, content=body, headers=no_timestamp))
+    assert reason == "missing_timestamp" and "missing X-Cronium-Timestamp" in message
+    for stamp in (f"{now}.5", "now", "-1", "", "1e9", "0x10", "1234567890123"):
+        # Signed correctly over the odd timestamp: only its form is wrong.
+        odd = signed_headers(body, SECRET, timestamp=stamp)
+        reason, message = refusal(await client.post(url, content=body, headers=odd))
+        assert reason == "bad_timestamp", stamp
+        assert "whole Unix seconds" in message
+    for stamp in (now - 301, now + 301, 0):
+        stale = signed_headers(body, SECRET, timestamp=stamp)
+        reason, message = refusal(await client.post(url, content=body, headers=stale))
+        assert reason == "stale_timestamp" and "outside the 300 s window" in message
+    other_secret = signed_headers(body, "some-other-secret-value", timestamp=now)
+    assert refusal(await client.post(url, content=body, headers=other_secret))[0] == "bad_signature"
+    old_format = {
+        **good,
+        "X-Cronium-Signature": "sha256="
+        + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+    }
+    reason, message = refusal(await client.post(url, content=body, headers=old_format))
+    assert reason == "body_only_signature" and "signs only the body" in message
+    tampered_body = await client.post(url, content=body + b" ", headers=good)
+    assert refusal(tampered_body) == (
+        "bad_signature",
+        "bad signature: X-Cronium-Signature does not match X-Cronium-Timestamp and the body",
     )
-    wrong = await client.post(
-        url, content=body, headers={**headers, "X-Cronium-Signature": sign(body, "other-secret-xx")}
+    tampered_stamp = {**good, "X-Cronium-Timestamp": str(now + 1)}
+    assert refusal(await client.post(url, content=body, headers=tampered_stamp))[0] == (
+        "bad_signature"
     )
-    assert wrong.status_code == 401
-    tampered = await client.post(
-        url, content=body + b" ", headers={**headers, "X-Cronium-Signature": sign(body)}
+    # A stale timestamp with a wrong signature learns nothing about the window.
+    stale_forged = signed_headers(body, "some-other-secret-value", timestamp=now - 1000)
+    assert refusal(await client.post(url, content=body, headers=stale_forged))[0] == (
+        "bad_signature"
     )
-    assert tampered.status_code == 401
-    good = await client.post(
-        url, content=body, headers={**headers, "X-Cronium-Signature": sign(body)}
-    )
-    assert good.status_code == 202, good.text
-    upper = await client.post(
-        url,
-        content=body,
-        headers={
-            **headers,
-            "X-Cronium-Signature": sign(body).upper().replace("SHA256=", "sha256="),
-        },
-    )
-    assert upper.status_code == 202
+    assert await signature_rows(core) == 0, "a refused call must not be remembered"
+    accepted = await client.post(url, content=body, headers=good)
+    assert accepted.status_code == 202, accepted.text
+    assert await signature_rows(core) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"sha256=",
+        b"sha256=" + b"g" * 64,
+        b"sha256=" + b"\xe9" * 64,
+        b"sha256=" + b"a" * 65,
+        b"md5=abc",
+    ],
+)
+async def test_a_malformed_signature_is_a_401_not_a_crash(
+    api: dict[str, Api], client: httpx.AsyncClient, value: bytes
+) -> None:
+    _, key = await hooked_event(api["user"], secret=SECRET)
+    headers = {"X-Cronium-Timestamp": str(int(time.time())).encode(), "X-Cronium-Signature": value}
+    resp = await client.post(f"/api/v1/webhooks/{key}", content=b"{}", headers=headers)
+    assert refusal(resp)[0] in ("bad_signature", "missing_signature")
+
+
+async def test_the_signature_is_hex_in_either_case(
+    api: dict[str, Api], client: httpx.AsyncClient
+) -> None:
+    _, key = await hooked_event(api["user"], secret=SECRET)
+    body = b'{"case": "upper"}'
+    headers = signed_headers(body, SECRET)
+    headers["X-Cronium-Signature"] = "sha256=" + headers["X-Cronium-Signature"][7:].upper()
+    resp = await client.post(f"/api/v1/webhooks/{key}", content=body, headers=headers)
+    assert resp.status_code == 202, resp.text
+
+
+async def test_without_a_secret_no_headers_are_needed_and_nothing_is_remembered(
+    api: dict[str, Api], client: httpx.AsyncClient, core: Core
+) -> None:
+    _, key = await hooked_event(api["user"])
+    body = b'{"same": 1}'
+    # Unsigned webhooks are replayable by design: the same call runs again.
+    for _ in range(2):
+        resp = await client.post(f"/api/v1/webhooks/{key}", content=body)
+        assert resp.status_code == 202, resp.text
+    assert await signature_rows(core) == 0
 
 
 async def test_bad_bodies(api: dict[str, Api], client: httpx.AsyncClient) -> None:
@@ -132,7 +208,7 @@ async def test_a_webhook_starts_a_workflow(
     resp = await client.post(
         f"/api/v1/webhooks/{key}",
         content=body,
-        headers={"X-Cronium-Signature": sign(body), "Content-Type": "application/json"},
+        headers=signed_headers(body, SECRET),
     )
     assert resp.status_code == 202, resp.text
     assert resp.json()["kind"] == "workflow"

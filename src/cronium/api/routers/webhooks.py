@@ -1,16 +1,17 @@
 """Webhooks: `POST /api/v1/webhooks/{key}` starts an event or a workflow from outside.
 
-The random key is the credential; an optional secret adds an HMAC-SHA256 signature of the
-raw body (`X-Cronium-Signature: sha256=<hex>`), compared in constant time. Unknown and
-disabled keys look the same (404). Each key is rate limited, bodies are capped, and the
-JSON body becomes the run's input.
+The random key is the credential. An optional secret makes every call sign
+"<timestamp>.<raw body>" with HMAC-SHA256 (`X-Cronium-Timestamp`, `X-Cronium-Signature`);
+a stale timestamp or a signature already accepted is refused, on any node (see
+`cronium.security.webhook_signing`). Without a secret a call can be replayed by anyone who
+saw it. Unknown and disabled keys look the same (404). Each key is rate limited, bodies
+are capped, and the JSON body becomes the run's input.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
 from cronium.api.deps import CoreDep, DbDep
+from cronium.core import Core
 from cronium.db.models import Event, EventStatus, Trigger, Workflow
 from cronium.engine import queue
 from cronium.engine import workflows as workflow_engine
@@ -29,14 +31,13 @@ from cronium.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
-    Unauthorized,
     ValidationFailed,
 )
-from cronium.security.crypto import Cipher
+from cronium.security import webhook_signing
+from cronium.security.webhook_signing import SignedCall
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-SIGNATURE_HEADER = "X-Cronium-Signature"
 WebhookKey = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
@@ -69,12 +70,17 @@ async def trigger(key: WebhookKey, request: Request, core: CoreDep, db: DbDep) -
     if target is None:
         raise NotFound("no enabled webhook has this key")
     raw = await _read(request, core.settings.webhook_max_body_bytes)
-    _check_signature(core.cipher, target.webhook_secret_encrypted, raw, request)
+    signed = _verify(core, target, raw, request)
     body = _parse(raw)
     if target.status in (EventStatus.paused, EventStatus.archived):
         kind = "event" if isinstance(target, Event) else "workflow"
         raise Conflict(f"the {kind} is {target.status.value}: its webhook starts nothing")
     async with core.db.acquire() as conn, conn.transaction():
+        # Recorded with the run it starts: a refused or failed start does not use it up.
+        if signed is not None:
+            await webhook_signing.remember(
+                conn, key, signed, now_s=time.time(), tolerance_s=core.settings.webhook_tolerance_s
+            )
         if isinstance(target, Workflow):
             run_id = await workflow_engine.start_run(
                 conn,
@@ -119,17 +125,19 @@ async def _read(request: Request, max_bytes: int) -> bytes:
     return raw
 
 
-def _check_signature(
-    cipher: Cipher, secret_encrypted: bytes | None, raw: bytes, request: Request
-) -> None:
-    if secret_encrypted is None:
-        return
-    given = request.headers.get(SIGNATURE_HEADER, "")
-    expected = hmac.new(cipher.decrypt_str(secret_encrypted).encode(), raw, hashlib.sha256)
-    if not given.startswith("sha256="):
-        raise Unauthorized(f"this webhook needs an {SIGNATURE_HEADER}: sha256=<hex HMAC> header")
-    if not hmac.compare_digest(given.removeprefix("sha256=").lower(), expected.hexdigest()):
-        raise Unauthorized(f"{SIGNATURE_HEADER} does not match the body")
+def _verify(
+    core: Core, target: Event | Workflow, raw: bytes, request: Request
+) -> SignedCall | None:
+    """Without a secret there is nothing to check (and nothing stops a replay)."""
+    if target.webhook_secret_encrypted is None:
+        return None
+    return webhook_signing.verify(
+        core.cipher.decrypt_str(target.webhook_secret_encrypted),
+        request.headers,
+        raw,
+        now_s=time.time(),
+        tolerance_s=core.settings.webhook_tolerance_s,
+    )
 
 
 def _parse(raw: bytes) -> Any:

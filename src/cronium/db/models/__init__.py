@@ -32,6 +32,7 @@ from cronium.db.models.base import (
 from cronium.db.models.events import Event, EventAction, EventServer
 from cronium.db.models.resources import Server, ToolCredential, Variable
 from cronium.db.models.runs import ActionDelivery, Execution, Job, LogLine, Node, ScheduleFire
+from cronium.db.models.webhooks import WebhookSignature
 from cronium.db.models.workflows import (
     Workflow,
     WorkflowEdge,
@@ -78,6 +79,7 @@ __all__ = [
     "Trigger",
     "User",
     "Variable",
+    "WebhookSignature",
     "Workflow",
     "WorkflowEdge",
     "WorkflowNode",
