@@ -14,7 +14,14 @@ from cronium.api.listing import Page, PageDep, apply_sort, get_visible, paginate
 from cronium.api.schemas.events import MAX_ID, EventIn, EventOut, EventPatch
 from cronium.api.schemas.runs import RunIn, RunOut
 from cronium.db.models import Event, EventStatus, EventType, Language, Trigger
-from cronium.domain.events import activate, compute_next_fire, event_out, save_event, stored_body
+from cronium.domain.events import (
+    activate,
+    compute_next_fire,
+    event_out,
+    events_out,
+    save_event,
+    stored_body,
+)
 from cronium.engine import queue
 from cronium.engine.runner import concurrency_limit
 from cronium.engine.scheduler import event_targets
@@ -91,7 +98,7 @@ async def list_events(
     stmt = filtered_events(principal, status, type, language, tag, search, page.sort)
     items, total = await paginate(db, stmt, page)
     return Page(
-        items=[await event_out(db, e) for e in items],
+        items=await events_out(db, items),
         total=total,
         limit=page.limit,
         offset=page.offset,
