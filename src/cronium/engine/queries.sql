@@ -103,6 +103,8 @@ SELECT e.id, e.name, e.type::text AS type, e.language::text AS language, e.conte
              ORDER BY v.id) AS secret_variables,
        ARRAY(SELECT t.config_encrypted FROM tool_credentials t
              WHERE t.owner_id = x.owner_id ORDER BY t.id) AS tool_credentials,
+       ARRAY(SELECT t.tool::text FROM tool_credentials t
+             WHERE t.owner_id = x.owner_id ORDER BY t.id) AS tool_kinds,
        ARRAY(SELECT s.secret_encrypted FROM servers s
              WHERE s.owner_id = x.owner_id ORDER BY s.id) AS server_secrets,
        ARRAY(SELECT s.passphrase_encrypted FROM servers s
@@ -111,6 +113,25 @@ SELECT e.id, e.name, e.type::text AS type, e.language::text AS language, e.conte
 FROM (SELECT 1) AS one
 LEFT JOIN (minted j JOIN executions x ON x.id = j.execution_id JOIN events e ON e.id = j.event_id)
     ON true;
+
+-- name: execution_secrets
+-- What output of execution $1 must not show, encrypted: its event's env and its owner's
+-- secret variables, tool credentials and server secrets (the blobs start_job loads).
+SELECT e.env_encrypted,
+       ARRAY(SELECT v.value_encrypted FROM variables v
+             WHERE v.owner_id = x.owner_id AND v.secret AND v.value_encrypted IS NOT NULL
+             ORDER BY v.id) AS secret_variables,
+       ARRAY(SELECT t.config_encrypted FROM tool_credentials t
+             WHERE t.owner_id = x.owner_id ORDER BY t.id) AS tool_credentials,
+       ARRAY(SELECT t.tool::text FROM tool_credentials t
+             WHERE t.owner_id = x.owner_id ORDER BY t.id) AS tool_kinds,
+       ARRAY(SELECT s.secret_encrypted FROM servers s
+             WHERE s.owner_id = x.owner_id ORDER BY s.id) AS server_secrets,
+       ARRAY(SELECT s.passphrase_encrypted FROM servers s
+             WHERE s.owner_id = x.owner_id AND s.passphrase_encrypted IS NOT NULL
+             ORDER BY s.id) AS server_passphrases
+FROM executions x JOIN events e ON e.id = x.event_id
+WHERE x.id = $1;
 
 -- name: lock_execution
 -- Serialise the settling of execution $1 between jobs that end at the same time.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -13,9 +10,11 @@ from cronium.core import Core
 from cronium.domain.servers import load_server_spec
 from cronium.engine import queue
 from cronium.engine.queue import ClaimedJob
+from cronium.engine.sql import q
 from cronium.executors.base import ExecutorError, JobSpec
-from cronium.logs.capture import Masker
+from cronium.logs.capture import Masker, value_secrets
 from cronium.security.tokens import hash_token
+from cronium.tools.credentials import credential_secrets
 
 
 @dataclass(frozen=True)
@@ -102,28 +101,21 @@ def _secret_values(core: Core, row: asyncpg.Record) -> list[str]:
     """The owner's secret variables, tool credential strings and server secrets: masked."""
     values: list[str] = []
     for blob in row["secret_variables"]:
-        value = core.cipher.decrypt_json(blob)
-        values.append(value if isinstance(value, str) else json.dumps(value))
-    for blob in row["tool_credentials"]:
-        values.extend(_strings(core.cipher.decrypt_json(blob)))
+        values.extend(value_secrets(core.cipher.decrypt_json(blob)))
+    for blob, tool in zip(row["tool_credentials"], row["tool_kinds"], strict=True):
+        values.extend(credential_secrets(tool, core.cipher.decrypt_json(blob)))
     values.extend(core.cipher.decrypt_str(blob) for blob in row["server_secrets"])
     values.extend(core.cipher.decrypt_str(blob) for blob in row["server_passphrases"])
     return values
 
 
-_SECRET_KEY = re.compile(r"pass|secret|token|key|auth|url|webhook", re.IGNORECASE)
-
-
-def _strings(value: Any, *, secret: bool = False) -> list[str]:
-    """String values under secret-looking keys (a host name or port is not worth masking)."""
-    if isinstance(value, str):
-        return [value] if secret else []
-    if isinstance(value, dict):
-        return [
-            s
-            for k, v in value.items()
-            for s in _strings(v, secret=secret or bool(_SECRET_KEY.search(str(k))))
-        ]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v, secret=secret)]
-    return []
+async def execution_masker(
+    core: Core, conn: asyncpg.Connection, execution_id: int, *extra: str
+) -> Masker:
+    """A masker for an execution whose job runs elsewhere (or has ended): its event's env
+    and its owner's secrets, loaded from the database; `extra` adds more (a token)."""
+    row = await conn.fetchrow(q("execution_secrets"), execution_id)
+    if row is None:
+        return Masker(extra)
+    env = core.cipher.decrypt_json(row["env_encrypted"]) if row["env_encrypted"] else {}
+    return Masker([*extra, *env.values(), *_secret_values(core, row)])

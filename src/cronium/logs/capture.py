@@ -72,22 +72,92 @@ def _decode(raw: bytes | bytearray) -> str:
 
 
 def secret_variants(secret: str) -> set[str]:
-    """The forms a secret takes in output: as is, JSON-escaped, URL-encoded, base64."""
+    """The forms a secret takes in output: as is, escaped, URL-encoded, base64.
+
+    Escaped: JSON (ASCII or not, once or twice: a JSON string inside JSON), Python's
+    repr, backslashes doubled (Node's inspect), shell single quotes (`set -x` traces,
+    shlex.quote). URL-encoded: Python's quote and quote_plus, JavaScript's
+    encodeURIComponent and encodeURI. Base64: standard and URL-safe, padded or not, inside
+    a longer encoded value, and wrapped at 76 or 64 columns (`base64`, PEM).
+    """
     variants = {secret}
-    variants.add(json.dumps(secret)[1:-1])
-    variants.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-    variants.add(quote(secret, safe=""))
-    variants.add(quote_plus(secret, safe=""))
-    raw = secret.encode()
-    encoded = base64.b64encode(raw).decode()
-    variants.add(encoded)
-    variants.add(encoded.rstrip("="))
-    variants |= _embedded_base64(raw)
+    variants |= _escaped(secret)
+    variants |= _url_encoded(secret)
+    variants |= _base64_forms(secret.encode())
     # A multi-line secret (a PEM key) is printed line by line: mask each of its lines too.
     for part in secret.splitlines():
         if len(part.strip()) >= 8:
             variants.add(part.strip())
     return {v for v in variants if len(v) >= MIN_SECRET_LENGTH}
+
+
+def _escaped(secret: str) -> set[str]:
+    ascii_json = json.dumps(secret)[1:-1]
+    utf8_json = json.dumps(secret, ensure_ascii=False)[1:-1]
+    forms = {
+        ascii_json,
+        utf8_json,
+        json.dumps(ascii_json)[1:-1],  # Python: json.dumps of a JSON text
+        json.dumps(utf8_json, ensure_ascii=False)[1:-1],  # JavaScript: JSON.stringify twice
+        repr(secret)[1:-1],
+        secret.replace("\\", "\\\\"),
+    }
+    if "'" in secret:
+        forms.add(secret.replace("'", "'\\''"))  # bash: `set -x` traces
+        forms.add(secret.replace("'", "'\"'\"'"))  # Python: shlex.quote
+    return forms
+
+
+# Characters each encoder leaves as they are, besides letters, digits and "_.-~".
+_URL_SAFE_SETS = ("", "/", "!'()*", ";,/?:@&=+$#!'()*")  # quote(), JS encodeURIComponent/URI
+
+
+def _url_encoded(secret: str) -> set[str]:
+    forms = {quote(secret, safe=safe) for safe in _URL_SAFE_SETS}
+    forms.add(quote_plus(secret, safe=""))
+    return forms
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+WRAP_WIDTHS = (76, 64)  # `base64` and MIME; PEM and `openssl base64`
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    encoded = base64.b64encode(raw).decode()
+    aligned = encoded[: len(raw) // 3 * 4]  # the part that stays when more bytes follow
+    forms = {encoded, encoded.rstrip("=")}
+    forms |= _embedded_base64(raw)
+    for width in WRAP_WIDTHS:
+        for text in (encoded, aligned):
+            if len(text) > width:
+                chunks = (text[i : i + width] for i in range(0, len(text), width))
+                forms |= {c for c in chunks if len(c) >= MIN_EMBEDDED_BASE64}
+    forms |= {form.translate(_URLSAFE) for form in forms}
+    return forms
+
+
+def value_secrets(value: Any) -> list[str]:
+    """What to mask for one secret value: a string as is; a structured value (a secret
+    variable holding JSON) as Python and JavaScript print it whole, and each string in it,
+    since a script usually prints one field (the password), not the whole object.
+    """
+    if isinstance(value, str):
+        return [value]
+    found = [
+        json.dumps(value),
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")),  # JSON.stringify
+        json.dumps(value, separators=(",", ":")),
+    ]
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def _embedded_base64(raw: bytes) -> set[str]:
@@ -155,6 +225,18 @@ class Masker:
             position = end
         parts.append(line[position:])
         return "".join(parts)
+
+    def mask_value(self, value: Any) -> Any:
+        """A JSON value (a run's output, a tool's answer) with every string in it masked."""
+        if self._prefilter is None:
+            return value
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {self.mask(str(k)): self.mask_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask_value(v) for v in value]
+        return value
 
 
 _PREFIX = MIN_SECRET_LENGTH

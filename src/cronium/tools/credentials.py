@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from cronium.security.crypto import Cipher
 from cronium.tools.base import ToolError
+from cronium.tools.registry import TOOLS
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,42 @@ class Credential:
     name: str
     tool: str
     config: dict[str, Any] = field(repr=False)
+
+    def secrets(self) -> list[str]:
+        return credential_secrets(self.tool, self.config)
+
+
+# Besides the fields a tool declares secret: a field whose name says it holds one.
+_SECRET_NAME = re.compile(r"pass|secret|token|key|auth|url|webhook", re.IGNORECASE)
+
+
+def credential_secrets(tool: str, config: Any) -> list[str]:
+    """The strings of a credential that output must never show: every string under a field
+    the tool declares secret (a webhook's headers, whatever their names) or whose name
+    looks secret. A host name or a port is left alone: masking it would hide too much.
+    """
+    if not isinstance(config, dict):
+        return []
+    declared = TOOLS[tool].secret_keys() if tool in TOOLS else frozenset()
+    return [
+        text
+        for name, value in config.items()
+        for text in _strings(value, secret=name in declared or bool(_SECRET_NAME.search(name)))
+    ]
+
+
+def _strings(value: Any, *, secret: bool) -> list[str]:
+    if isinstance(value, str):
+        return [value] if secret else []
+    if isinstance(value, dict):
+        return [
+            s
+            for k, v in value.items()
+            for s in _strings(v, secret=secret or bool(_SECRET_NAME.search(str(k))))
+        ]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v, secret=secret)]
+    return []
 
 
 _COLUMNS = "id, name, tool::text AS tool, config_encrypted"
