@@ -27,6 +27,7 @@ from cronium.db.models import Role, User
 from cronium.db.session import asyncpg_dsn, create_engine, session_factory
 from cronium.errors import ConfigError
 from cronium.executors.ssh_connect import SshPool
+from cronium.logs.capture import Masker
 from cronium.logs.hub import LiveHub, ValkeyHub
 from cronium.runtime.tokens import CallerCache
 from cronium.security.crypto import Cipher, load_or_create_key
@@ -51,6 +52,9 @@ class Core:
     hub: LiveHub = field(default_factory=LiveHub)
     # Node-local by nature (tokens of jobs on this node's socket): stays in memory.
     runtime_callers: CallerCache = field(default_factory=CallerCache)
+    # The masker of each job running on this node, by job id: a secret a script writes
+    # through the Runtime API joins its job's masker at once.
+    job_maskers: dict[int, Masker] = field(default_factory=dict)
     valkey: ValkeyLink = field(default_factory=lambda: ValkeyLink(None))
     executor_mode: str | None = None
     executor_warning: str | None = None

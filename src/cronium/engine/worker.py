@@ -126,6 +126,7 @@ class Worker:
             log.exception("job %s crashed the worker path", job.id, extra={"action": "job_crash"})
         finally:
             self.core.runtime_callers.evict_job(job.id)
+            self.core.job_maskers.pop(job.id, None)
             self.running.pop(job.id, None)
             metrics.WORKER_SLOTS_BUSY.dec()
             self._slot_freed.set()
@@ -147,12 +148,14 @@ class Worker:
                 loaded: LoadedJob | None = await load_job(self.core, conn, job, mode, token)
             except ExecutorError as exc:
                 loaded, load_error = None, exc
+        masker = loaded.masker if loaded else Masker()
+        self.core.job_maskers[job.id] = masker
         writer = JobLogWriter(
             self.core.db,
             execution_id=job.execution_id,
             job_id=job.id,
             target=job.target,
-            masker=loaded.masker if loaded else Masker(),
+            masker=masker,
             on_flush=self.hub.publish,
             max_job_bytes=self.core.settings.max_job_output_bytes,
         )
@@ -162,6 +165,10 @@ class Worker:
                 permanent = True
             else:
                 result, permanent = await self._run_executor(running, loaded, writer)
+            # The error and output are stored and shown like the log: masked the same way
+            # (an HTTP answer or a tool's error may hold a secret).
+            result.error = masker.mask(result.error) if result.error else result.error
+            result.output = masker.mask_value(result.output)
             if result.error and result.status is not JobStatus.succeeded:
                 await writer.write(LogStream.system, result.error)
         finally:

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from cronium.api.deps import CoreDep
 from cronium.api.errors import error_body
 from cronium.core import Core
+from cronium.engine.runner import execution_masker
 from cronium.errors import (
     CroniumError,
     NotFound,
@@ -28,6 +29,7 @@ from cronium.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from cronium.logs.capture import value_secrets
 from cronium.runtime import store
 from cronium.runtime.socket import over_unix_socket
 from cronium.runtime.tokens import RuntimeCaller, resolve
@@ -126,8 +128,13 @@ async def read_input(request: Request, core: Core, caller: RuntimeCaller, key: s
 
 async def write_output(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
     value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
+    # The output is shown and passed on like the log: with the job's secrets masked.
+    masker = core.job_maskers.get(caller.job_id)
     async with core.db.acquire() as conn:
-        await store.set_output(conn, caller, value)
+        if masker is None:  # the job runs on another node: load its secrets here
+            token = request.headers.get("authorization", "").partition(" ")[2].strip()
+            masker = await execution_masker(core, conn, caller.execution_id, token)
+        await store.set_output(conn, caller, masker.mask_value(value))
     return OK
 
 
@@ -161,8 +168,20 @@ async def write_variable(request: Request, core: Core, caller: RuntimeCaller, ke
     store.check_key(key)
     value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
     async with core.db.acquire() as conn:
-        await store.put_variable(conn, core, caller, key, value)
+        secret = await store.put_variable(conn, core, caller, key, value)
+    if secret:
+        _remember_secret(core, caller, value)
     return OK
+
+
+def _remember_secret(core: Core, caller: RuntimeCaller, value: Any) -> None:
+    """A secret value the script just wrote is masked in its output from now on.
+
+    Only on the node that runs the job (where scripts reach the Runtime API socket).
+    """
+    masker = core.job_maskers.get(caller.job_id)
+    if masker is not None:
+        masker.add(value_secrets(value))
 
 
 async def remove_variable(request: Request, core: Core, caller: RuntimeCaller, key: str) -> Any:
@@ -183,7 +202,9 @@ async def increment(request: Request, core: Core, caller: RuntimeCaller, key: st
     if isinstance(by, bool) or not isinstance(by, int | float):
         raise ValidationFailed("'by' must be a number", details={"field": "by"})
     async with core.db.acquire() as conn:
-        value = await store.increment_variable(conn, core, caller, key, by)
+        value, secret = await store.increment_variable(conn, core, caller, key, by)
+    if secret:
+        _remember_secret(core, caller, value)
     return {"key": key, "value": value}
 
 
@@ -191,7 +212,9 @@ async def append(request: Request, core: Core, caller: RuntimeCaller, key: str) 
     store.check_key(key)
     value = _value_of(await json_body(request, core.settings.runtime_max_output_bytes))
     async with core.db.acquire() as conn:
-        length = await store.append_variable(conn, core, caller, key, value)
+        length, secret = await store.append_variable(conn, core, caller, key, value)
+    if secret:
+        _remember_secret(core, caller, value)
     return {"key": key, "length": length}
 
 

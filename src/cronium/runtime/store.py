@@ -78,7 +78,8 @@ async def get_variable(
 
 async def put_variable(
     conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any
-) -> None:
+) -> bool:
+    """Create or replace a variable; True if it is a secret one (stored encrypted)."""
     # One round trip for a new or plain variable. ON CONFLICT checks `NOT secret` on the
     # locked row, so a secret one is never written in clear: it takes the locked path below.
     written = await conn.fetchval(
@@ -93,7 +94,7 @@ async def put_variable(
         value,
     )
     if written:
-        return
+        return False
     async with conn.transaction():
         secret = await conn.fetchval(
             "SELECT secret FROM variables WHERE owner_id = $1 AND key = $2 FOR UPDATE",
@@ -101,6 +102,7 @@ async def put_variable(
             key,
         )
         await _write(conn, core, caller.owner_id, key, value, bool(secret))
+    return bool(secret)
 
 
 async def _write(
@@ -157,7 +159,8 @@ async def _locked_value(
 
 async def increment_variable(
     conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, by: int | float
-) -> int | float:
+) -> tuple[int | float, bool]:
+    """(the new value, whether the variable is secret)."""
     async with conn.transaction():
         _, current, secret = await _locked_value(conn, core, caller.owner_id, key)
         if current is None:
@@ -173,12 +176,13 @@ async def increment_variable(
             raise ValidationFailed(f"variable {key!r} is not a number: cannot increment it")
         new = current + by
         await _write(conn, core, caller.owner_id, key, new, secret)
-        return new
+        return new, secret
 
 
 async def append_variable(
     conn: asyncpg.Connection, core: Core, caller: RuntimeCaller, key: str, value: Any
-) -> int:
+) -> tuple[int, bool]:
+    """(the list's new length, whether the variable is secret)."""
     async with conn.transaction():
         _, current, secret = await _locked_value(conn, core, caller.owner_id, key)
         if current is None:
@@ -187,4 +191,4 @@ async def append_variable(
             raise ValidationFailed(f"variable {key!r} is not a list: cannot append to it")
         current.append(value)
         await _write(conn, core, caller.owner_id, key, current, secret)
-        return len(current)
+        return len(current), secret

@@ -4,7 +4,9 @@
 renders the parameters in the sandbox, validates them against the action's schema,
 then calls the tool with a per-attempt timeout, retrying 429/5xx/connection failures
 with backoff that honours Retry-After, within a bounded total time. It never raises
-for a failed action: the `Outcome` says what happened, for the caller to record.
+for a failed action: the `Outcome` says what happened, for the caller to record. What it
+reports never shows the credential's secrets: a receiver that echoes its URL or headers
+in an error has them masked.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
+from cronium.logs.capture import Masker
 from cronium.security.crypto import Cipher
 from cronium.tools.base import ActionCall, ActionResult, ToolError
 from cronium.tools.context import standalone_context, template_context
@@ -150,6 +153,7 @@ async def send(
     on_attempt: AttemptHook | None = None,
 ) -> Outcome:
     credential = prepared.credential
+    masker = Masker(credential.secrets())
     deadline = started + policy.budget_s
     attempt = 0
     while True:
@@ -159,6 +163,7 @@ async def send(
         try:
             result = await _attempt(credential.tool, call)
         except ToolError as exc:
+            _hide_secrets(exc, masker)
             wait_s = _next_wait(exc, attempt, policy, deadline)
             if on_attempt is not None:
                 await on_attempt(attempt, exc, wait_s)
@@ -181,8 +186,16 @@ async def send(
             credential.id,
             attempt,
             _ms(started),
-            result=result.detail,
+            result=masker.mask_value(result.detail),
         )
+
+
+def _hide_secrets(exc: ToolError, masker: Masker) -> None:
+    """Mask the credential's secrets in an error's message (a receiver may echo them)."""
+    masked = masker.mask(exc.message)
+    if masked != exc.message:
+        exc.message = masked
+        exc.args = (masked,)
 
 
 async def _attempt(tool: str, call: ActionCall) -> ActionResult:
