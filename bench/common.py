@@ -154,7 +154,7 @@ async def machine_info(pg_url: str = PG_ADMIN_URL) -> dict[str, Any]:
     return info
 
 
-def _proc_stat() -> tuple[int, int] | None:
+def proc_stat() -> tuple[int, int] | None:
     """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -169,7 +169,7 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self._start = self._now()
-        self._machine = _proc_stat()
+        self._machine = proc_stat()
         self._wall = time.monotonic()
 
     @staticmethod
@@ -184,7 +184,7 @@ class CpuMeter:
         own -= self._start[0]
         kids -= self._start[1]
         machine_pct = None
-        end = _proc_stat()
+        end = proc_stat()
         if self._machine is not None and end is not None and end[1] > self._machine[1]:
             machine_pct = 100 * (end[0] - self._machine[0]) / (end[1] - self._machine[1])
         return {
