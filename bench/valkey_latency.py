@@ -1,4 +1,6 @@
-"""Rate-limit check and live-log wake-up latency, in process vs through Valkey; prints JSON.
+"""Rate-limit check and live-log wake-up latency, in process vs through Valkey.
+
+Prints its figures as one JSON line (the last), like the other benchmarks.
 
     .venv/bin/python bench/valkey_latency.py [--url redis://127.0.0.1:6379/0] [--n 2000]
 
@@ -56,7 +58,7 @@ async def main() -> None:
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
-    result: dict[str, object] = {"n": args.n}
+    result: dict[str, object] = {"benchmark": "valkey_latency", "n": args.n}
     memory_hub = LiveHub()
     result["memory"] = {
         "rate_limit_check": await limiter_latency(MemoryRateLimiter(), args.n),
@@ -80,7 +82,7 @@ async def main() -> None:
         await hub_b.close()
     await a.close()
     await b.close()
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, separators=(",", ":")), flush=True)
 
 
 if __name__ == "__main__":
