@@ -20,6 +20,7 @@ from cronium.config import Settings, load_settings
 from cronium.core import Core, open_core
 from cronium.db.models import Role
 from cronium.errors import CroniumError
+from cronium.logs.server_log import protect_server_log
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -77,6 +78,7 @@ def _configure_logging(settings: Settings) -> None:
     )
     if settings.log_level.value != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    protect_server_log(settings.log_level.value)
 
 
 @app.command()

@@ -1,11 +1,13 @@
 """The forms of a secret the masker hides beyond the plain ones test_capture covers:
 escapings (double JSON, repr, Node's inspect, shell quotes), every URL encoder, URL-safe
-and wrapped base64; structured secret values; JSON outputs; credential fields."""
+and wrapped base64; structured secret values; JSON outputs; credential fields; and the
+server's own log (webhook keys, request URLs)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import shlex
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus, urlencode
@@ -13,6 +15,7 @@ from urllib.parse import quote, quote_plus, urlencode
 import pytest
 
 from cronium.logs.capture import MASK, Masker, value_secrets
+from cronium.logs.server_log import URL_LOGGERS, HideWebhookKeys, protect_server_log
 from cronium.tools.credentials import credential_secrets
 
 FANCY = "Pa\"ss\\wö'rd/+&=☃ q9>>>??~"
@@ -115,3 +118,33 @@ def test_credential_secrets_follow_the_tools_declared_secret_fields() -> None:
     assert credential_secrets("email", email) == ["pw-1234"]
     # An unknown tool still has its secret-looking fields masked.
     assert credential_secrets("gone", {"api_key": "k-123456", "host": "h"}) == ["k-123456"]
+
+
+def test_access_log_lines_mask_webhook_keys() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", "/api/v1/webhooks/Kq3_x-Z9abcdefgh?x=1", "1.1", 202),
+        None,
+    )
+    assert HideWebhookKeys().filter(record)
+    assert record.getMessage() == (
+        f'127.0.0.1:5000 - "POST /api/v1/webhooks/{MASK}?x=1 HTTP/1.1" 202'
+    )
+
+
+def test_http_client_request_lines_stay_out_of_the_log_unless_debugging() -> None:
+    loggers = [logging.getLogger(name) for name in URL_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        protect_server_log("info")
+        assert all(not logger.isEnabledFor(logging.INFO) for logger in loggers)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        access = logging.getLogger("uvicorn.access")
+        for found in [f for f in access.filters if isinstance(f, HideWebhookKeys)]:
+            access.removeFilter(found)
