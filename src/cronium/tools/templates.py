@@ -9,15 +9,24 @@ an unknown name or a syntax error is a permanent `template_error`: neither ever 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cronium.tools.base import ToolError
 
 MAX_RENDERED_CHARS = 1_000_000
+# Loop iterations plus calls (functions, methods, macros) one render may take: output
+# limits do not bound time, and `{% for a in range(100000) %}{% for b in range(100000) %}`
+# prints nothing while it runs 10^10 empty iterations. 200,000 steps cost at most about half
+# a second of CPU (macro calls are the dearest) and are far beyond any real notification.
+MAX_STEPS = 200_000
+_BUDGETED_ITER = "_cronium_budgeted"
+_steps_left: ContextVar[list[int] | None] = ContextVar("template_steps_left", default=None)
 
 # Output is counted while it is produced (see `_render_bounded`); what follows bounds the
 # single values that could be huge before any of them is written: `*` on strings and lists,
@@ -27,10 +36,38 @@ _MAX_POWER_BITS = 4096
 _HUGE_WIDTH = re.compile(r"%[-+ #0]*(?:\*|\d{7,}|\d*\.\d{7,})|\{[^{}]*:[^{}]*\d{7,}")
 
 
+def _step(count: int = 1) -> None:
+    left = _steps_left.get()
+    if left is None:
+        return  # not rendering through render(): parsing, tests of the environment
+    left[0] -= count
+    if left[0] < 0:
+        raise SecurityError(f"template ran more than {MAX_STEPS} steps (loops and calls)")
+
+
+def _budgeted(iterable: Iterable[Any]) -> Iterator[Any]:
+    """What every `{% for %}` iterates instead of its sequence: one step per item."""
+    for item in iterable:
+        _step()
+        yield item
+
+
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, unable to build values larger than the output limit."""
+    """The immutable sandbox, unable to build values larger than the output limit or to run
+    longer than MAX_STEPS loop iterations and calls."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Every for loop's sequence goes through `_budgeted`, so iterations are counted."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(_BUDGETED_ITER, "load"), [loop.iter], [], None, None)
+        return tree
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _step()
+        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -74,6 +111,7 @@ def _bounded_format(value: Any, *args: Any, **kwargs: Any) -> Any:
 # lost it while a parameter without a template ("abc\n") kept it. Line endings in the text
 # of a template still come out as "\n" (Jinja's lexer normalises "\r\n" and "\r").
 _env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_env.globals[_BUDGETED_ITER] = _budgeted
 _format_filter = _env.filters["format"]
 _env.filters["format"] = _bounded_format
 for _name in ("center", "indent"):
@@ -84,15 +122,19 @@ def _render_bounded(template: str, context: dict[str, Any], path: str) -> str:
     """Render, stopping as soon as the output passes the limit (loops can multiply it)."""
     parts: list[str] = []
     size = 0
-    for chunk in _env.from_string(template).generate(context):
-        size += len(chunk)
-        if size > MAX_RENDERED_CHARS:
-            raise ToolError(
-                f"{_where(path)}: rendered to more than {MAX_RENDERED_CHARS} characters",
-                permanent=True,
-                reason="template_error",
-            )
-        parts.append(chunk)
+    budget = _steps_left.set([MAX_STEPS])
+    try:
+        for chunk in _env.from_string(template).generate(context):
+            size += len(chunk)
+            if size > MAX_RENDERED_CHARS:
+                raise ToolError(
+                    f"{_where(path)}: rendered to more than {MAX_RENDERED_CHARS} characters",
+                    permanent=True,
+                    reason="template_error",
+                )
+            parts.append(chunk)
+    finally:
+        _steps_left.reset(budget)
     return "".join(parts)
 
 
