@@ -25,7 +25,7 @@ job scripts, PostgreSQL and this client (CPU is robust to other load on the mach
 latencies are not). The scheduled events of the seed keep firing in the background.
 
 Usage: python bench/api_load.py [--seconds 20] [--workers 32] [--executions 10000]
-       python bench/api_load.py --smoke   (1 s per group, a small seed: checks it works)
+       python bench/api_load.py --smoke   (0.5 s per group, a small seed: checks it works)
 Environment: BENCH_API_SECONDS overrides the --seconds default.
 """
 
@@ -274,13 +274,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=8, help="CRONIUM_WORKER_CONCURRENCY")
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="run queue, s")
-    parser.add_argument("--smoke", action="store_true", help="1 s per group, small seed")
+    parser.add_argument("--smoke", action="store_true", help="0.5 s per group, small seed")
     parser.add_argument("--verbose", action="store_true", help="Cronium's INFO logs on stderr")
     args = parser.parse_args(argv)
     if unknown := set(args.groups) - set(GROUPS):
         parser.error(f"--groups: unknown {', '.join(sorted(unknown))}; use {','.join(GROUPS)}")
     if args.smoke:
-        args.seconds, args.warmup, args.executions, args.events = 1.0, 0.3, 600, 30
+        args.seconds, args.warmup, args.executions, args.events = 0.5, 0.2, 600, 30
         args.workers = min(args.workers, 8)
     return args
 

@@ -3,6 +3,7 @@
 
     bench/report.py [--results bench/results.json] [--started ISO] [--run-seconds N]
                     [--load-start "1.2 0.9 0.7"]       write report.json and the charts
+    bench/report.py --rebuild                         the same, keeping report.json's machine
     bench/report.py --markdown                        print the README block (report.json)
     bench/report.py --update-readme                   replace that block in README.md
 
@@ -71,8 +72,12 @@ async def machine(args: argparse.Namespace, results: list[dict[str, Any]]) -> di
 def build(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = json.loads(args.results.read_text())["results"]
     figures = [f for result in results for f in figures_of(result)]
+    if args.rebuild:  # the machine facts of the run, not of now
+        facts = json.loads(args.out.read_text())["machine"]
+    else:
+        facts = asyncio.run(machine(args, results))
     report = {
-        "machine": asyncio.run(machine(args, results)),
+        "machine": facts,
         "summary": {"figures": len(figures), "met": sum(f.met for f in figures)},
         "figures": [f.as_dict() for f in figures],
     }
@@ -83,7 +88,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     by_name = {r.get("benchmark"): r for r in results if "error" not in r}
     if "api_load" in by_name:
         charts.append(args.charts / "api_load.png")
-        api_load_chart(by_name["api_load"], charts[-1], subtitle)
+        api_load_chart(by_name["api_load"], charts[-1], subtitle.rsplit(", load", 1)[0])
     if "ui_pages" in by_name:
         charts.append(args.charts / "ui_pages.png")
         ui_pages_chart(by_name["ui_pages"], charts[-1], subtitle)
@@ -129,10 +134,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Latest run: {machine_line(m)}. {s['met']} of {s['figures']} figures meet their "
         "target. Targets marked *ours* were set with the benchmark that measures them; the "
-        "others come from the specification.",
+        "others come from the specification. Load: the 1-minute load average when that "
+        "benchmark started (2 cores: above 2, programs waited for a core).",
         "",
-        "| Benchmark | Figure | Target | Measured | Met |",
-        "| --- | --- | --- | --- | --- |",
+        "| Benchmark | Figure | Target | Measured | Met | Load |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for f in report["figures"]:
         sign = "≤" if f["target_kind"] == "max" else "≥"
@@ -144,7 +150,8 @@ def markdown(report: dict[str, Any]) -> str:
             measured += f" ({f['note']})"
         met = "yes" if f["met"] else "**no**"
         name = f["name"].replace("|", "\\|")
-        lines.append(f"| `{f['bench']}` | {name} | {target} | {measured} | {met} |")
+        load = "—" if f.get("load_1m_at_start") is None else f"{f['load_1m_at_start']:g}"
+        lines.append(f"| `{f['bench']}` | {name} | {target} | {measured} | {met} | {load} |")
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +172,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--started", help="when the run started (ISO 8601)")
     parser.add_argument("--run-seconds", type=int, help="how long the whole run took")
     parser.add_argument("--load-start", help="load average before the first benchmark")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="figures and charts again from --results, machine facts kept from --out",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the README block")
     parser.add_argument("--update-readme", action="store_true", help="rewrite it in README.md")
     return parser.parse_args()

@@ -17,10 +17,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from report_figures import Figure
 
 GREEN, RED, GREY, LIGHT = "#2e7d32", "#c62828", "#9e9e9e", "#d5d5d5"
+TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
 BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5}
 
 
@@ -52,12 +53,16 @@ def targets_chart(figures: list[Figure], path: Path, subtitle: str) -> None:
     low = min([s for _, s in rows] + [0.5]) / 2
     high = max([s for _, s in rows] + [1.0]) * 6  # room for the value's text
     ax.set_xlim(low, high)
+    ax.set_xticks([t for t in TICKS if low <= t <= high])
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}\u00d7"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
     ax.set_yticks(list(y), labels, fontsize=8)
     for yi, (f, s) in zip(y, rows, strict=True):
         sign = "≤" if f.target_kind == "max" else "≥"
         text = f" {fmt(f.value, f.unit)} (target {sign} {fmt(f.target, f.unit)})"
+        if f.load_1m_at_start is not None:
+            text += f", load {f.load_1m_at_start:g}"
         ax.text(s, yi, text, va="center", fontsize=7.5, bbox=BOX)
     ax.set_xlabel(
         "share of the target used (log scale): measured ÷ target, for throughputs target ÷"
@@ -89,8 +94,14 @@ def _group_bars(ax: Axes, groups: dict[str, Any], targets: dict[str, Any]) -> No
             ax.bar(x, value or 0, width, color=fill, label=label if i == 0 else None)
             ax.text(x, value or 0, fmt(value), ha="center", va="bottom", fontsize=7)
         target = targets[name]["p99_ms"]
-        ax.hlines(target, i - 1.6 * width, i + 1.6 * width, colors="black", linestyles="--")
-        ax.text(i - 1.6 * width, target, f"p99 ≤ {fmt(target)}", fontsize=7, va="bottom")
+        ax.hlines(
+            target,
+            i - 1.6 * width,
+            i + 1.6 * width,
+            colors="black",
+            linestyles="--",
+            label="p99 target" if i == 0 else None,
+        )
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("latency, ms")
     ax.legend(fontsize=8, loc="upper left")
@@ -117,9 +128,13 @@ def api_load_chart(result: dict[str, Any], path: Path, subtitle: str) -> None:
         right.text(i + 0.3, target, f" ≥ {fmt(target)}", fontsize=7, va="bottom")
     right.set_ylabel("requests/s (run: runs/s)")
     right.set_title("throughput (dashed: target)", fontsize=9)
-    errors = dig_errors(result)
+    load = (result.get("machine") or {}).get("loadavg_at_start") or [None]
+    end = (result.get("machine") or {}).get("loadavg_at_end") or [None]
+    here = f"load {load[0]} → {end[0]} during this benchmark"
     fig.suptitle(
-        f"REST API under load: `cronium serve`, 1 process\n{subtitle}; {errors}", fontsize=9
+        f"REST API under load: `cronium serve`, one process, 1 uvicorn worker\n"
+        f"{subtitle}; {here}; {dig_errors(result)}",
+        fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path)

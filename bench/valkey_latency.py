@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 
@@ -58,7 +59,12 @@ async def main() -> None:
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
-    result: dict[str, object] = {"benchmark": "valkey_latency", "n": args.n}
+    load = [round(x, 2) for x in os.getloadavg()]
+    result: dict[str, object] = {
+        "benchmark": "valkey_latency",
+        "n": args.n,
+        "machine": {"loadavg_at_start": load},
+    }
     memory_hub = LiveHub()
     result["memory"] = {
         "rate_limit_check": await limiter_latency(MemoryRateLimiter(), args.n),
