@@ -112,7 +112,8 @@ def machine_line(m: dict[str, Any], short: bool = False) -> str:
         loads = f"load {load('loadavg_at_start')} → {load('loadavg_at_end')}"
         return f"{m.get('date', '')[:10]}, {cpu}, {loads}"
     pg = str(m.get("postgresql")).split()[0]
-    took = f"; the whole run took {m['run_seconds'] / 60:.0f} min" if m.get("run_seconds") else ""
+    seconds = m.get("run_seconds")
+    took = f"; the whole run took {seconds / 60:.1f} min ({seconds} s)" if seconds else ""
     return (
         f"{m.get('date', '')[:16].replace('T', ' ')} UTC on {cpu}, {m.get('memory_gib')} GiB, "
         f"{m.get('os')}, Python {m.get('python')}, PostgreSQL {pg}; "
