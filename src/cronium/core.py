@@ -38,6 +38,7 @@ from cronium.services.valkey import ValkeyLink
 log = logging.getLogger("cronium.core")
 
 SECRET_KEY_FILE = "secret.key"
+POOL_CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -105,7 +106,13 @@ class Core:
         if self._ssh is not None:
             await self._ssh.aclose()
         if self.pool is not None:
-            await self.pool.close()
+            # close() waits for every connection to come back; one lost mid-query during a
+            # database outage never does, so give up after a while and drop them all.
+            try:
+                await asyncio.wait_for(self.pool.close(), POOL_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("database pool did not close in %g s; terminated", POOL_CLOSE_TIMEOUT_S)
+                self.pool.terminate()
         await self.engine.dispose()
         stop = getattr(self.embedded, "stop", None)
         if stop is not None:

@@ -5,12 +5,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
+)
+
+# What a database outage raises (a restart, a failover, a cut network: refused or missing
+# socket, "the database system is shutting down", a connection closed under a query).
+# Background loops catch these, log them and try again; anything else is a bug and stops
+# the node loudly.
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # also ConnectionError and TimeoutError
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # "cannot switch to state …; another operation is in progress": a pooled connection
+    # the server dropped mid-query can come back from the pool still marked busy. Using it
+    # raises this; releasing it then fails its reset and the pool replaces it.
+    asyncpg.InternalClientError,
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from cronium.core import Core
+from cronium.db.session import DB_UNAVAILABLE
 from cronium.engine.actions import system_line
 from cronium.tools.base import ToolError
 from cronium.tools.execute import ActionRequest, Outcome, RetryPolicy, execute
@@ -130,7 +131,7 @@ async def delivery_loop(
     while not stop.is_set():
         try:
             tried, retry_s = await deliver_once(core)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DB_UNAVAILABLE as exc:
             log.warning("delivery pass failed: %s", exc)
             tried, retry_s = 0, None
         if retry_s is not None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from cronium.db.session import asyncpg_dsn
+from cronium.db.session import DB_UNAVAILABLE, asyncpg_dsn
 
 log = logging.getLogger("cronium.listener")
 
@@ -46,7 +46,7 @@ class Listener:
                 for callback in self.on_reconnect:
                     callback()
                 await _first(stop.wait(), lost.wait())
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except DB_UNAVAILABLE as exc:
                 log.warning("LISTEN connection failed (%s); retrying", exc)
             finally:
                 self.connected.clear()

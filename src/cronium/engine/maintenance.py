@@ -18,9 +18,8 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-import asyncpg
-
 from cronium.core import Core
+from cronium.db.session import DB_UNAVAILABLE
 
 log = logging.getLogger("cronium.maintenance")
 
@@ -96,7 +95,7 @@ async def maintenance_loop(
     while not stop.is_set():
         try:
             deleted = await prune_once(core, datetime.now(UTC))
-        except (OSError, ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_UNAVAILABLE as exc:
             log.warning("retention pass failed: %s", exc)
         else:
             if any(deleted.values()):

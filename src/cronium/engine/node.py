@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-
-import asyncpg
+from collections.abc import Coroutine
+from typing import Any
 
 from cronium import __version__
 from cronium.core import Core
+from cronium.db.session import DB_UNAVAILABLE
 from cronium.engine import queue
 from cronium.engine.actions import ACTIONS_CHANNEL
 from cronium.engine.deliveries import delivery_loop
@@ -36,6 +37,9 @@ ROLES = frozenset({"api", "scheduler", "worker"})
 RECOVERY_INTERVAL_S = 3.0
 NODE_HEARTBEAT_S = 15.0
 MAINTENANCE_INTERVAL_S = 300.0
+# After the drain, loops get this long to notice the stop; one still inside a database call
+# that will not return (a connection lost mid-query) is cancelled, so a stop never hangs.
+STOP_GRACE_S = 5.0
 
 
 class Node:
@@ -83,26 +87,31 @@ class Node:
             await self._remove_leftover_containers()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.listener.run(self.stop_event), name="listener")
-                group.create_task(self._node_heartbeat(), name="node-heartbeat")
+                loops: list[asyncio.Task[None]] = []
+
+                def spawn(loop: Coroutine[Any, Any, None], name: str) -> None:
+                    loops.append(group.create_task(loop, name=name))
+
+                spawn(self.listener.run(self.stop_event), name="listener")
+                spawn(self._node_heartbeat(), name="node-heartbeat")
                 if self.worker is not None:
-                    group.create_task(self.worker.claim_loop(self.stop_event), name="claim")
-                    group.create_task(self.worker.heartbeat_loop(self.stop_event), name="heartbeat")
-                    group.create_task(
+                    spawn(self.worker.claim_loop(self.stop_event), name="claim")
+                    spawn(self.worker.heartbeat_loop(self.stop_event), name="heartbeat")
+                    spawn(
                         delivery_loop(self.core, self.stop_event, self.deliveries_wake),
                         name="deliveries",
                     )
                 if self.roles & {"worker", "scheduler"}:
-                    group.create_task(self._recovery_loop(), name="recovery")
-                    group.create_task(
+                    spawn(self._recovery_loop(), name="recovery")
+                    spawn(
                         maintenance_loop(self.core, self.stop_event, MAINTENANCE_INTERVAL_S),
                         name="maintenance",
                     )
                 if self.scheduler is not None:
-                    group.create_task(self.scheduler.run(self.stop_event), name="scheduler")
+                    spawn(self.scheduler.run(self.stop_event), name="scheduler")
                     interval_s = self.core.settings.server_check_interval_s
                     if interval_s > 0:
-                        group.create_task(
+                        spawn(
                             health_check_loop(self.core, self.stop_event, interval_s),
                             name="server-checks",
                         )
@@ -111,6 +120,7 @@ class Node:
                 await self.stop_event.wait()
                 if self.worker is not None:
                     await self.worker.drain(self.core.settings.kill_grace_s)
+                await _cancel_stragglers(loops, STOP_GRACE_S)
         finally:
             self.ready.clear()
             await self.executors.release()
@@ -122,7 +132,7 @@ class Node:
         while not self.stop_event.is_set():
             try:
                 await recover_once(self.core, self.core.hub, self._remove_node_containers)
-            except (OSError, ConnectionError, asyncpg.PostgresError) as exc:
+            except DB_UNAVAILABLE as exc:
                 log.warning("recovery pass failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=RECOVERY_INTERVAL_S)
@@ -162,8 +172,18 @@ class Node:
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=NODE_HEARTBEAT_S)
-            with contextlib.suppress(OSError, ConnectionError, asyncpg.PostgresError):
+            with contextlib.suppress(*DB_UNAVAILABLE):
                 async with self.core.db.acquire() as conn:
                     await conn.execute(
                         "UPDATE nodes SET last_seen_at = now() WHERE id = $1", self.core.node_id
                     )
+
+
+async def _cancel_stragglers(loops: list[asyncio.Task[None]], grace_s: float) -> None:
+    """Wait up to `grace_s` for the loops to end on their own, then cancel the rest."""
+    if not loops:
+        return
+    _, pending = await asyncio.wait(loops, timeout=grace_s)
+    for task in pending:
+        log.warning("stopping: %s did not end within %g s; cancelled", task.get_name(), grace_s)
+        task.cancel()

@@ -26,7 +26,7 @@ from cronium.db.models import (
     ScheduleKind,
     Trigger,
 )
-from cronium.db.session import asyncpg_dsn
+from cronium.db.session import DB_UNAVAILABLE, asyncpg_dsn
 from cronium.domain.firing import FirePlan, ScheduleState, plan
 from cronium.engine import queue
 from cronium.engine.runner import concurrency_limit
@@ -66,13 +66,7 @@ class Scheduler:
             try:
                 conn = await self.connect_lock_connection()
                 await self._lead_when_possible(conn, stop)
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,  # "connection is closed": the lock went with it
-                TimeoutError,
-                ConnectionError,
-            ) as exc:
+            except DB_UNAVAILABLE as exc:  # "connection is closed": the lock went with it
                 log.warning("scheduler connection lost (%s); retrying", exc)
             finally:
                 self.is_leader = False

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from cronium import metrics
 from cronium.core import Core
 from cronium.db.models import JobStatus, LogStream
+from cronium.db.session import DB_UNAVAILABLE
 from cronium.engine import actions, queue
 from cronium.engine.queue import ClaimedJob
 from cronium.engine.runner import LoadedJob, load_job
@@ -29,6 +30,11 @@ from cronium.runtime import tokens as runtime_tokens
 from cronium.security.tokens import new_token
 
 log = logging.getLogger("cronium.worker")
+
+# Storing a finished job's result while the database is away: first retry after this long,
+# doubling up to the cap. The job keeps its slot (and its lease renewals) meanwhile.
+CONCLUDE_RETRY_FIRST_S = 0.25
+CONCLUDE_RETRY_MAX_S = 5.0
 
 
 @dataclass
@@ -60,8 +66,13 @@ class Worker:
             free = self.concurrency - len(self.running)
             claimed: list[ClaimedJob] = []
             if free > 0 and self._accepting:
-                async with self.core.db.acquire() as conn:
-                    claimed = await queue.claim(conn, self.core.node_id, free, self.lease_s)
+                try:
+                    async with self.core.db.acquire() as conn:
+                        claimed = await queue.claim(conn, self.core.node_id, free, self.lease_s)
+                except DB_UNAVAILABLE as exc:
+                    log.warning("claiming jobs failed (%s); retrying", exc)
+                    await self._wait_for(stop, stop, self.core.settings.poll_interval_s)
+                    continue
                 for job in claimed:
                     self._start(job)
             if free <= 0 or (claimed and len(claimed) == free):
@@ -78,8 +89,14 @@ class Worker:
             # Judge only jobs held before the heartbeat: one claimed meanwhile is not
             # in its answer yet and must not look lost.
             held = dict(self.running)
-            async with self.core.db.acquire() as conn:
-                owned = await queue.heartbeat(conn, self.core.node_id, self.lease_s)
+            try:
+                async with self.core.db.acquire() as conn:
+                    owned = await queue.heartbeat(conn, self.core.node_id, self.lease_s)
+            except DB_UNAVAILABLE as exc:
+                # Leases run on meanwhile; if one expires, another node recovers the job and
+                # the next heartbeat that gets through stops it here.
+                log.warning("renewing leases failed (%s); retrying", exc)
+                continue
             for job_id, running in held.items():
                 if job_id not in owned and running.task is not None and not running.task.done():
                     # Recovered by another node: stop it here, and do not report a result.
@@ -122,6 +139,15 @@ class Worker:
         started = time.monotonic()
         try:
             await self._execute(running)
+        except DB_UNAVAILABLE as exc:
+            # Only before the job starts (later failures are retried in place): it stays
+            # claimed, and once its lease runs out a node re-queues or fails it by policy.
+            log.warning(
+                "job %s could not start, the database is unreachable (%s); its lease will expire",
+                job.id,
+                exc,
+                extra={"action": "job_start_failed"},
+            )
         except Exception:
             log.exception("job %s crashed the worker path", job.id, extra={"action": "job_crash"})
         finally:
@@ -175,7 +201,9 @@ class Worker:
             await asyncio.shield(writer.close())
         if running.lease_lost:
             return
-        await asyncio.shield(self._conclude(job, result, permanent, writer, loaded))
+        await asyncio.shield(
+            self._conclude_when_possible(running, result, permanent, writer, loaded)
+        )
         executor = loaded.event_type if loaded and loaded.event_type in ("http", "tool") else mode
         metrics.job_concluded(result.status.value, executor, time.monotonic() - started)
 
@@ -196,6 +224,36 @@ class Worker:
             return await executor.run(loaded.spec, writer, running.cancel), False
         except ExecutorError as exc:
             return JobResult(JobStatus.failed, error=exc.message), exc.permanent
+
+    async def _conclude_when_possible(
+        self,
+        running: RunningJob,
+        result: JobResult,
+        permanent: bool,
+        writer: JobLogWriter,
+        loaded: LoadedJob | None,
+    ) -> None:
+        """Store the result, retrying through a database outage.
+
+        Giving up would lose a result the job really had: its lease would expire and the
+        job would run again or fail as if its node had died. Retrying is safe because the
+        finish is a conditional UPDATE: if another node recovered the job meanwhile, this
+        node's late result is simply not taken.
+        """
+        delay_s = CONCLUDE_RETRY_FIRST_S
+        while not running.lease_lost:
+            try:
+                await self._conclude(running.job, result, permanent, writer, loaded)
+                return
+            except DB_UNAVAILABLE as exc:
+                log.warning(
+                    "job %s: storing its result failed (%s); retrying in %g s",
+                    running.job.id,
+                    exc,
+                    delay_s,
+                )
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, CONCLUDE_RETRY_MAX_S)
 
     async def _conclude(
         self,

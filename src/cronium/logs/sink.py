@@ -20,15 +20,19 @@ import asyncpg
 
 from cronium import metrics
 from cronium.db.models import LogStream
+from cronium.db.session import DB_UNAVAILABLE
 from cronium.engine import queue
 from cronium.logs.capture import Masker
 
 log = logging.getLogger("cronium.logs")
 
 DEFAULT_MAX_JOB_BYTES = 10 * 1024 * 1024
-# After a failed flush, wait this long before the next attempt; close() tries this often.
+# After a failed flush, wait this long before the next attempt. close() tries this often,
+# about 30 s in all: long enough to ride out a PostgreSQL restart or failover (the job's
+# result waits for the database anyway), short enough that a database gone for good
+# costs the lines rather than the slot.
 RETRY_AFTER_S = 1.0
-CLOSE_ATTEMPTS = 3
+CLOSE_ATTEMPTS = 30
 
 
 def _size(n: int) -> str:
@@ -117,7 +121,12 @@ class JobLogWriter:
                     last = await queue.store_logs(
                         conn, self.execution_id, self.job_id, self.target, batch
                     )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except asyncio.CancelledError:
+                self._pending = batch + self._pending  # close() retries them
+                raise
+            except Exception as exc:  # whatever failed, the batch is not stored: keep it
+                if not isinstance(exc, DB_UNAVAILABLE):
+                    log.exception("storing log lines failed unexpectedly")
                 self._pending = batch + self._pending
                 self._retry_at = time.monotonic() + RETRY_AFTER_S
                 log.warning(
@@ -138,7 +147,7 @@ class JobLogWriter:
     async def close(self) -> None:
         """Flush what is left; called once the job's output has ended.
 
-        If the database stays unreachable for a few attempts, the remaining lines are
+        If the database stays unreachable for CLOSE_ATTEMPTS tries, the remaining lines are
         dropped (and counted in `lines_lost`): the job's result must still be recorded.
         """
         if self._timer is not None:
