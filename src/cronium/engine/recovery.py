@@ -28,16 +28,7 @@ async def recover_once(
             return []
     async with core.db.acquire() as conn, conn.transaction():
         recovered = await queue.recover_expired(conn)
-        for job in recovered:
-            metrics.LEASE_EXPIRIES.labels(job.status.value).inc()
-            log.warning(
-                "job %s of execution %s: lease of %s expired, %s",
-                job.id,
-                job.execution_id,
-                job.lost_owner,
-                "re-queued" if job.status.value == "queued" else "failed",
-                extra={"action": "lease_expired"},
-            )
+        await _take_over(core, recovered)
         settled_events: set[int] = set()
         for job in recovered:
             if job.status.value == "queued":
@@ -59,9 +50,27 @@ async def recover_once(
             await conn.execute("SELECT pg_notify($1, 'recovered')", queue.JOBS_CHANNEL)
     for job in recovered:
         hub.publish(job.execution_id)
-        # The dead node may have been on this host: its scripts must not outlive it.
-        await asyncio.to_thread(kill_job_processes, core.installation_id, job.id)
     if on_lost_node is not None:
         for owner in {job.lost_owner for job in recovered}:
             await on_lost_node(owner)
     return recovered
+
+
+async def _take_over(core: Core, recovered: list[queue.RecoveredJob]) -> None:
+    """Say which jobs were taken over, and end what their dead node left on this host.
+
+    Runs before the recovering transaction commits: until then nobody can claim the
+    re-queued jobs, so the kill (by job id, any attempt) cannot hit the next attempt, which
+    may start on this very host as soon as the commit wakes the workers.
+    """
+    for job in recovered:
+        metrics.LEASE_EXPIRIES.labels(job.status.value).inc()
+        log.warning(
+            "job %s of execution %s: lease of %s expired, %s",
+            job.id,
+            job.execution_id,
+            job.lost_owner,
+            "re-queued" if job.status.value == "queued" else "failed",
+            extra={"action": "lease_expired"},
+        )
+        await asyncio.to_thread(kill_job_processes, core.installation_id, job.id)
