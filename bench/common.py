@@ -37,6 +37,8 @@ from sqlalchemy.engine import make_url
 from cronium.app import create_app
 from cronium.config import Settings, load_settings
 from cronium.core import Core, open_core
+from cronium.db.models import Trigger
+from cronium.engine import queue
 from cronium.engine.node import Node
 from cronium.executors.registry import ExecutorSet, local_only
 from cronium.runtime.socket import bind_runtime_socket
@@ -350,6 +352,19 @@ async def running_node(
                 await task
         except Exception as exc:  # the node crashed: report, the caller's error wins
             say(f"node ended with {type(exc).__name__}: {exc}")
+
+
+def manual_run(
+    event_id: int, owner: int, targets: list[queue.Target] | None = None
+) -> queue.NewExecution:
+    """A manual run of the event as the API would start it (on this host unless `targets`)."""
+    return queue.NewExecution(
+        event_id=event_id,
+        owner_id=owner,
+        trigger=Trigger.manual,
+        targets=targets or [queue.Target("local")],
+        triggered_by="bench",
+    )
 
 
 async def create_user(conn: asyncpg.Connection, email: str = "bench@example.com") -> int:

@@ -35,6 +35,7 @@ from common import (
     create_user,
     fresh_database,
     machine_info,
+    manual_run,
     run_main,
     running_node,
     runtime_socket_server,
@@ -43,7 +44,6 @@ from common import (
     summarize,
 )
 
-from cronium.db.models import Trigger
 from cronium.engine import queue
 from cronium.executors.registry import build_executors
 
@@ -55,13 +55,7 @@ async def run_once(conn: asyncpg.Connection, event_id: int, owner: int) -> dict[
     async with conn.transaction():
         execution_id = await queue.enqueue(
             conn,
-            queue.NewExecution(
-                event_id=event_id,
-                owner_id=owner,
-                trigger=Trigger.manual,
-                targets=[queue.Target("local")],
-                triggered_by="bench",
-            ),
+            manual_run(event_id, owner),
         )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -47,6 +47,7 @@ from common import (
     create_user,
     fresh_database,
     machine_info,
+    manual_run,
     proxied_url,
     rounded,
     run_main,
@@ -57,7 +58,6 @@ from common import (
 )
 
 from cronium.core import Core, _init_connection
-from cronium.db.models import Trigger
 from cronium.db.session import asyncpg_dsn
 from cronium.engine import queue
 
@@ -65,16 +65,6 @@ TARGET_JOBS_PER_S = 150.0
 OPEN = "('waiting', 'queued', 'running')"
 # A job failed by lease recovery although its node was alive (see the report).
 LOST = "coalesce(j.error LIKE '%stopped renewing its lease%', false)"
-
-
-def new_execution(event_id: int, owner: int) -> queue.NewExecution:
-    return queue.NewExecution(
-        event_id=event_id,
-        owner_id=owner,
-        trigger=Trigger.manual,
-        targets=[queue.Target("local")],
-        triggered_by="bench",
-    )
 
 
 async def reset_tables(conn: asyncpg.Connection) -> None:
@@ -136,7 +126,7 @@ async def drain_run(
     started = time.monotonic()
     async with conn.transaction():
         for _ in range(args.jobs):
-            await queue.enqueue(conn, new_execution(event_id, owner))
+            await queue.enqueue(conn, manual_run(event_id, owner))
     enqueue_s = time.monotonic() - started
     say(f"  drain: {args.jobs} jobs enqueued in {enqueue_s:.1f} s; starting the worker")
     async with running_node(core, ("worker",)):
@@ -187,7 +177,7 @@ async def steady_run(
                 issued += 1
                 await asyncio.sleep(max(0.0, due_at - loop.time()))
                 async with conn.transaction():
-                    await queue.enqueue(conn, new_execution(event_id, owner))
+                    await queue.enqueue(conn, manual_run(event_id, owner))
                 produced += 1
 
         # Own connections: the producers stand for API requests and must not be starved by,

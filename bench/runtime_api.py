@@ -52,6 +52,7 @@ from common import (
     fresh_database,
     load_average,
     machine_info,
+    manual_run,
     rounded,
     run_main,
     running_node,
@@ -62,7 +63,6 @@ from common import (
 )
 
 from cronium.core import Core
-from cronium.db.models import Trigger
 from cronium.engine import queue
 
 TARGET_P99_MS = 10.0
@@ -165,13 +165,7 @@ async def run_scripts(
         for _ in range(count):
             execution_id = await queue.enqueue(
                 conn,
-                queue.NewExecution(
-                    event_id=event_id,
-                    owner_id=owner,
-                    trigger=Trigger.manual,
-                    targets=[queue.Target("local")],
-                    triggered_by="bench",
-                ),
+                manual_run(event_id, owner),
             )
             assert execution_id is not None
             ids.append(execution_id)

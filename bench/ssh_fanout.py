@@ -43,6 +43,7 @@ from common import (
     create_user,
     fresh_database,
     machine_info,
+    manual_run,
     rounded,
     run_main,
     running_node,
@@ -53,7 +54,6 @@ from common import (
 from tests.support import sshd
 
 from cronium.core import Core
-from cronium.db.models import Trigger
 from cronium.engine import queue
 
 TARGET_FANOUT_S = 2.0
@@ -88,12 +88,10 @@ async def one_run(
     async with core.db.acquire() as conn, conn.transaction():
         execution_id = await queue.enqueue(
             conn,
-            queue.NewExecution(
-                event_id=event_id,
-                owner_id=owner,
-                trigger=Trigger.manual,
-                targets=[queue.Target(n, i) for n, i in zip(names, server_ids, strict=True)],
-                triggered_by="bench",
+            manual_run(
+                event_id,
+                owner,
+                [queue.Target(n, i) for n, i in zip(names, server_ids, strict=True)],
             ),
         )
         await conn.execute("SELECT pg_notify($1, '')", queue.JOBS_CHANNEL)
