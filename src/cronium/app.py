@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from cronium import __version__
 from cronium.api.errors import install_error_handlers
+from cronium.api.openapi import install_openapi
 from cronium.api.routers import (
     account_links,
     action_templates,
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> FastAPI:
     if core is not None:
         app.state.core = core
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     api = APIRouter(prefix=API_PREFIX)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronium.errors import CroniumError, RateLimited
@@ -28,7 +29,33 @@ _HTTP_CODES = {
 }
 
 
+class ErrorInfo(BaseModel):
+    """What went wrong: a stable code for programs, a sentence for people, and specifics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        description="Stable and machine-readable: not_found, validation_error, unauthorized, "
+        "forbidden, conflict, rate_limited, payload_too_large, …",
+        examples=["not_found"],
+    )
+    message: str = Field(description="One sentence for people; it may change between versions.")
+    details: Any = Field(
+        description="null, or what the error is about: an object, or for a validation error "
+        "usually a list of {field, message}."
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx answer of the API and the Runtime API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorInfo
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON of an ErrorBody (built as a dict: the Runtime API answers these in loops)."""
     return {"error": {"code": code, "message": message, "details": details}}
 
 
