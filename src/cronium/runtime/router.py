@@ -310,7 +310,7 @@ async def put_variable(key: str, request: Request, caller: Caller, core: CoreDep
     return Ok()
 
 
-@router.delete("/variables/{key}")
+@router.delete("/variables/{key}", status_code=204)
 async def delete_variable(key: str, request: Request, caller: Caller, core: CoreDep) -> Response:
     """Delete a variable; 404 when it does not exist."""
     await remove_variable(request, core, caller, key)

@@ -21,7 +21,15 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    responses={
+        503: {
+            "description": "The database is down: the same body, status unavailable.",
+            "content": {"application/json": {"schema": {}}},
+        }
+    },
+)
 async def ready(core: CoreDep) -> JSONResponse:
     """Each dependency's state; 503 when the database is down."""
     db, docker, valkey = await asyncio.gather(
