@@ -165,9 +165,13 @@ async def test_the_container_is_hardened_and_gone_after_cancel(
     assert config["WorkingDir"] == "/work"
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert mounts["/opt/cronium"]["Type"] == "volume"
-    # The only host path a job sees is the Runtime API socket's directory, read-only.
+    # The only host path a job sees is the Runtime API socket itself (not its directory),
+    # read-only.
     binds = [m for m in info["Mounts"] if m["Type"] == "bind"]
-    assert [(m["Destination"], m["RW"]) for m in binds] in ([], [("/run/cronium", False)])
+    assert [(m["Destination"], m["RW"]) for m in binds] in (
+        [],
+        [("/run/cronium/runtime.sock", False)],
+    )
 
     lines = [text for stream, text in await log_lines(api["user"], execution_id)]
     assert "uid=65534 gid=65534" in lines

@@ -217,7 +217,7 @@ async def test_the_runtime_socket_is_the_only_socket_and_serves_only_the_job(
     socket_path = f"/run/cronium/{settings.runtime_socket_path.name}"
     assert found["runtime_url"] == f"unix://{socket_path}"
     assert found["sockets"] == [socket_path]
-    # Its directory is mounted whole: it holds the socket alone.
+    # The socket file alone is mounted: nothing else of its host directory shows.
     assert found["runtime_dir"] == [settings.runtime_socket_path.name]
     status, context = found["own"]
     assert status == 200

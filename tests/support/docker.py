@@ -85,7 +85,7 @@ async def container_executor(
         docker_host=docker_engine,
         images=TEST_IMAGES,
         node_id=test_node_id,
-        runtime_dir=str(core.settings.runtime_socket_path.parent),
+        runtime_socket=str(core.settings.runtime_socket_path),
         pull_timeout_s=30,
     )
     yield executor

@@ -17,9 +17,11 @@ Per job (see `container_config` for the exact Engine API request):
   (`CRONIUM_CONTAINER_RUNTIME=runsc` for gVisor), logging driver `none` (output reaches us
   only through the attach stream, so unmasked secrets are never written to the engine's
   log files);
-- the Runtime API socket's directory is mounted read-only at `/run/cronium` (a bind of
-  the host directory, or a named volume when `runtime_dir` is a volume name): scripts
-  reach the Runtime API with no network;
+- the Runtime API socket is mounted read-only at `/run/cronium/<its name>`: the socket
+  file alone (a bind of that one file, so nothing else of its host directory can show),
+  or, when Cronium itself runs in a container, the named volume that holds it and nothing
+  else (checked at start, `check_runtime_volume`): scripts reach the Runtime API with no
+  network;
 - labels `cronium.execution`, `cronium.job`, `cronium.event` and `cronium.node` on the
   container and its volume, so leftovers can be found (`remove_orphans` at node start,
   `remove_node_containers` for a lost lease owner, `remove_job_containers`);
@@ -38,6 +40,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import tarfile
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -53,6 +56,7 @@ from aiodocker.volumes import DockerVolume
 
 from cronium.db.models import LogStream
 from cronium.engine.runner import CONTAINER_RUNTIME_DIR
+from cronium.errors import ConfigError
 from cronium.executors.base import Executor, ExecutorError, JobSpec, LineSink
 from cronium.executors.images import ImageDefaults, image_for, pull_image
 from cronium.logs.capture import LineSplitter
@@ -115,7 +119,7 @@ class ContainerExecutor(Executor[ContainerHandle]):
         runtime: str | None = None,
         pull_timeout_s: float = 300.0,
         node_id: str | None = None,
-        runtime_dir: str | None = None,
+        runtime_socket: str | None = None,
         sdk: Mapping[str, bytes] | None = None,
         support_files: Mapping[str, bytes] | None = None,
         docker: aiodocker.Docker | None = None,
@@ -126,10 +130,10 @@ class ContainerExecutor(Executor[ContainerHandle]):
         self.runtime = runtime or None
         self.pull_timeout_s = pull_timeout_s
         self.node_id = node_id
-        # The Runtime API socket's directory, mounted read-only at /run/cronium: a host path
-        # (bind mount) or the name of a volume (the app itself in a container). Skipped
-        # while a host path does not exist.
-        self.runtime_dir = runtime_dir or None
+        # The Runtime API socket for /run/cronium: its host path (that file alone is bound,
+        # and only while it is a socket) or the name of the volume holding it (the app
+        # itself in a container).
+        self.runtime_socket = runtime_socket or None
         # The SDKs (relative path -> content) go to /opt/cronium/sdk and are pre-loaded.
         self.sdk = dict(sdk_files() if sdk is None else sdk)
         # Extra files put next to the script in /opt/cronium (relative path -> content).
@@ -151,8 +155,7 @@ class ContainerExecutor(Executor[ContainerHandle]):
             runtime=settings.container_runtime,
             pull_timeout_s=settings.image_pull_timeout_s,
             node_id=node_id,
-            runtime_dir=getattr(settings, "runtime_volume", None)
-            or str(settings.runtime_socket_path.parent),
+            runtime_socket=check_runtime_volume(settings) or str(settings.runtime_socket_path),
         )
 
     # -- the engine client ------------------------------------------------------------------
@@ -278,15 +281,28 @@ class ContainerExecutor(Executor[ContainerHandle]):
         return _tar(files)
 
     def _runtime_mount(self) -> list[dict[str, Any]]:
-        source = self.runtime_dir
+        """The socket alone, never its directory: `CRONIUM_RUNTIME_SOCKET=/var/run/x.sock`
+        must not show a job `/var/run` (the Docker socket lives there)."""
+        source = self.runtime_socket
         if not source:
             return []
-        target = CONTAINER_RUNTIME_DIR
-        if source.startswith("/"):
-            if not os.path.isdir(source):
-                return []
-            return [{"Type": "bind", "Source": source, "Target": target, "ReadOnly": True}]
-        return [{"Type": "volume", "Source": source, "Target": target, "ReadOnly": True}]
+        if not source.startswith("/"):  # a volume: it holds the socket only (checked at start)
+            return [
+                {
+                    "Type": "volume",
+                    "Source": source,
+                    "Target": CONTAINER_RUNTIME_DIR,
+                    "ReadOnly": True,
+                }
+            ]
+        try:
+            is_socket = stat.S_ISSOCK(os.lstat(source).st_mode)
+        except OSError:
+            is_socket = False
+        if not is_socket:  # not bound (yet): nothing to mount, and never another kind of file
+            return []
+        target = f"{CONTAINER_RUNTIME_DIR}/{os.path.basename(source)}"
+        return [{"Type": "bind", "Source": source, "Target": target, "ReadOnly": True}]
 
     # -- Executor -------------------------------------------------------------------------------
 
@@ -410,6 +426,32 @@ class ContainerExecutor(Executor[ContainerHandle]):
                 await handle.sink(
                     LogStream.system, f"the job was killed: out of memory (limit {limit_mb} MiB)"
                 )
+
+
+def check_runtime_volume(settings: Any) -> str | None:
+    """CRONIUM_RUNTIME_VOLUME, once its content is known to be the socket alone.
+
+    A volume is mounted whole into every job: refuse to start when the socket's directory
+    (where this process sees the volume) holds anything else, rather than show it to jobs.
+    """
+    volume: str | None = getattr(settings, "runtime_volume", None)
+    if not volume:
+        return None
+    socket_path = settings.runtime_socket_path
+    try:
+        others = sorted(set(os.listdir(socket_path.parent)) - {socket_path.name})
+    except FileNotFoundError:
+        return volume  # created empty when the socket is bound
+    if others:
+        shown = ", ".join(others[:10]) + (
+            f" and {len(others) - 10} more" if len(others) > 10 else ""
+        )
+        raise ConfigError(
+            f"CRONIUM_RUNTIME_VOLUME={volume}: every job container mounts it, but the runtime "
+            f"socket's directory {socket_path.parent} holds more than the socket ({shown}); "
+            "give the socket a volume of its own"
+        )
+    return volume
 
 
 def job_labels(spec: JobSpec, node_id: str | None) -> dict[str, str]:

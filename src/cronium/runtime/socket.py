@@ -1,7 +1,8 @@
 """The Runtime API's Unix socket: bound next to the TCP port on the same server.
 
-Scripts reach it without any network (containers get its directory mounted). Over the
-socket only /runtime/ paths answer; the rest of the app is for the TCP port.
+Scripts reach it without any network (containers get the socket file itself mounted, never
+its directory). Over the socket only /runtime/ paths answer; the rest of the app is for the
+TCP port.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import contextlib
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cronium import metrics
+from cronium.errors import ConfigError
 
 SOCKET_PATH_MAX = 100
 
@@ -27,15 +30,18 @@ def bind_runtime_socket(path: Path) -> socket.socket:
     (e.g. uid 65534 in containers) connect.
     """
     if len(str(path)) >= SOCKET_PATH_MAX:
-        from cronium.errors import ConfigError
-
         raise ConfigError(
             f"CRONIUM_RUNTIME_SOCKET: path {path} is longer than {SOCKET_PATH_MAX - 1} bytes"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o755)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o755)  # only a directory of ours: never /tmp's or /var/run's
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise ConfigError(
+                f"CRONIUM_RUNTIME_SOCKET: {path} exists and is not a socket; not replacing it"
+            )
+        path.unlink()  # a stale socket of an earlier run
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     os.chmod(path, 0o666)
