@@ -176,6 +176,8 @@ class Worker:
                 loaded, load_error = None, exc
         masker = loaded.masker if loaded else Masker()
         self.core.job_maskers[job.id] = masker
+        if loaded is not None:  # its token may be cached on this node's socket from now on
+            self.core.runtime_callers.start_job(job.id, token)
         writer = JobLogWriter(
             self.core.db,
             execution_id=job.execution_id,
@@ -199,6 +201,8 @@ class Worker:
                 await writer.write(LogStream.system, result.error)
         finally:
             await asyncio.shield(writer.close())
+        # Before its end is saved: the socket's cache never serves a token past its job.
+        self.core.runtime_callers.evict_job(job.id)
         if running.lease_lost:
             return
         await asyncio.shield(

@@ -32,7 +32,7 @@ from cronium.errors import (
 from cronium.logs.capture import value_secrets
 from cronium.runtime import store
 from cronium.runtime.socket import over_unix_socket
-from cronium.runtime.tokens import RuntimeCaller, resolve
+from cronium.runtime.tokens import ENDED, RuntimeCaller, resolve
 from cronium.tools.execute import ActionRequest, RetryPolicy
 from cronium.tools.execute import execute as execute_tool
 
@@ -63,7 +63,7 @@ async def authenticate(request: Request, core: Core) -> RuntimeCaller:
         if caller is not None and local:
             core.runtime_callers.put(token, caller)
     if caller is None:
-        raise Unauthorized("execution token is invalid or its job has ended")
+        raise Unauthorized(ENDED)
     limit = core.settings.runtime_rate_limit_per_s
     key = f"runtime:{caller.execution_id}"
     wait = await core.limiter.retry_after_s(key, limit=limit, window_s=1.0)
@@ -247,6 +247,8 @@ async def tool_action(request: Request, core: Core, caller: RuntimeCaller, key: 
         tool=body["tool"],
         execution_id=caller.execution_id,
     )
+    async with core.db.acquire() as conn:  # an action of an ended job is not started
+        await store.ensure_live(conn, caller)
     outcome = await execute_tool(core.db, core.cipher, action, SCRIPT_TOOL_POLICY)
     if outcome.error is not None:
         if outcome.error.reason == "credential_not_found" and credential_id is not None:

@@ -14,6 +14,7 @@ import asyncpg
 from cronium.security.tokens import hash_token, new_token
 
 TOKEN_PREFIX = "cxt_"
+ENDED = "execution token is invalid or its job has ended"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class RuntimeCaller:
     tags: list[str]
     user_email: str
     mode: str | None
+    # What the job row holds while this token is its live one (see store.LIVE).
+    token_hash: str
 
 
 async def mint(conn: asyncpg.Connection, job_id: int, mode: str) -> str:
@@ -48,6 +51,7 @@ async def mint(conn: asyncpg.Connection, job_id: int, mode: str) -> str:
 
 async def resolve(conn: asyncpg.Connection, token: str) -> RuntimeCaller | None:
     """The running job this token belongs to, or None (unknown, or the job has ended)."""
+    token_hash = hash_token(token)
     row = await conn.fetchrow(
         """SELECT j.id AS job_id, j.execution_id, j.event_id, x.owner_id, j.target, j.attempt,
                   x.trigger::text AS trigger, x.started_at, e.name AS event_name,
@@ -57,7 +61,7 @@ async def resolve(conn: asyncpg.Connection, token: str) -> RuntimeCaller | None:
            JOIN events e ON e.id = j.event_id
            JOIN users u ON u.id = x.owner_id
            WHERE j.runtime_token_hash = $1 AND j.status = 'running'""",
-        hash_token(token),
+        token_hash,
     )
     if row is None:
         return None
@@ -76,28 +80,37 @@ async def resolve(conn: asyncpg.Connection, token: str) -> RuntimeCaller | None:
         tags=list(row["tags"]),
         user_email=row["email"],
         mode=row["mode"],
+        token_hash=token_hash,
     )
 
 
 class CallerCache:
     """Token → running job, for calls that arrive over this node's Unix socket.
 
-    Only the node that runs a job serves its socket, and its worker evicts the job's
-    entry the moment the job ends, so a cached token never outlives its job.
+    Only the token this node's worker minted for a job it runs right now is ever cached:
+    the worker registers it when the job starts (`start_job`) and takes it back before the
+    job's end is saved (`evict_job`), and a lookup that began before and answers after
+    finds nothing to re-cache. Bounded by the jobs running here. Each Runtime API operation
+    still checks in its own statement that the token is its job's live one (store.LIVE).
     """
 
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self) -> None:
         self._by_hash: dict[str, RuntimeCaller] = {}
-        self._max = max_entries
+        self._live: dict[int, str] = {}  # job id -> hash of its live token, jobs run here
+
+    def start_job(self, job_id: int, token: str) -> None:
+        self._live[job_id] = hash_token(token)
 
     def get(self, token: str) -> RuntimeCaller | None:
         return self._by_hash.get(hash_token(token))
 
     def put(self, token: str, caller: RuntimeCaller) -> None:
-        if len(self._by_hash) >= self._max:
-            self._by_hash.clear()
-        self._by_hash[hash_token(token)] = caller
+        """Cache a resolved caller, unless its job is not (or no longer) running here."""
+        key = hash_token(token)
+        if self._live.get(caller.job_id) == key:
+            self._by_hash[key] = caller
 
     def evict_job(self, job_id: int) -> None:
-        for key in [k for k, c in self._by_hash.items() if c.job_id == job_id]:
-            del self._by_hash[key]
+        key = self._live.pop(job_id, None)
+        if key is not None:
+            self._by_hash.pop(key, None)
