@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     runtime_socket: Path | None = Field(default=None, validation_alias="CRONIUM_RUNTIME_SOCKET")
     # Cronium itself in a container: the Docker volume holding the runtime socket's directory,
     # mounted into job containers by name (a path inside this container means nothing to the
-    # engine). Unset: the socket's directory is bind-mounted from the host.
+    # engine). Unset: the socket file alone is bind-mounted from the host (never its directory).
     runtime_volume: str | None = Field(default=None, validation_alias="CRONIUM_RUNTIME_VOLUME")
     admin_email: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_EMAIL")
     admin_password: str | None = Field(default=None, validation_alias="CRONIUM_ADMIN_PASSWORD")
