@@ -43,6 +43,7 @@ class RunningJob:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     lease_lost: bool = False
     task: asyncio.Task[None] | None = None
+    masker: Masker | None = None
 
 
 class Worker:
@@ -152,8 +153,12 @@ class Worker:
             log.exception("job %s crashed the worker path", job.id, extra={"action": "job_crash"})
         finally:
             self.core.runtime_callers.evict_job(job.id)
-            self.core.job_maskers.pop(job.id, None)
-            self.running.pop(job.id, None)
+            # Only this attempt's entries: a retry without backoff may already have been
+            # claimed by this node under the same job id, and must keep its own.
+            if self.core.job_maskers.get(job.id) is running.masker:
+                self.core.job_maskers.pop(job.id, None)
+            if self.running.get(job.id) is running:
+                del self.running[job.id]
             metrics.WORKER_SLOTS_BUSY.dec()
             self._slot_freed.set()
             log.info(
@@ -175,7 +180,7 @@ class Worker:
             except ExecutorError as exc:
                 loaded, load_error = None, exc
         masker = loaded.masker if loaded else Masker()
-        self.core.job_maskers[job.id] = masker
+        self.core.job_maskers[job.id] = running.masker = masker
         if loaded is not None:  # its token may be cached on this node's socket from now on
             self.core.runtime_callers.start_job(job.id, token)
         writer = JobLogWriter(
