@@ -135,15 +135,20 @@ def runtime_socket() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, runtime_socket: Path) -> Settings:
+def make_settings(database_url: str, folder: Path, runtime_socket: Path) -> Settings:
+    """An installation of its own: data under `folder`, fresh keys, its own socket."""
     return load_settings(
         CRONIUM_RUNTIME_SOCKET=str(runtime_socket),
         DATABASE_URL=database_url,
-        CRONIUM_DATA_DIR=str(tmp_path / "data"),
+        CRONIUM_DATA_DIR=str(folder / "data"),
         CRONIUM_ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         CRONIUM_SECRET_KEY=secrets.token_urlsafe(40),
     )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, runtime_socket: Path) -> Settings:
+    return make_settings(database_url, tmp_path, runtime_socket)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 
 from cronium.app import create_app
@@ -24,6 +23,7 @@ from cronium.engine.node import Node
 from cronium.logs.hub import ValkeyHub
 from cronium.services.ratelimit import ValkeyRateLimiter
 from tests.conftest import Api, Persona, wait_for_status
+from tests.support.loopback import serve_on_loopback
 from tests.support.tool_receivers import free_port
 from tests.support.valkey import RedisServer
 
@@ -52,22 +52,8 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture
 async def server(settings: Settings, core: Core) -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        create_app(settings, core=core),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws_ping_interval=None,
-    )
-    srv = uvicorn.Server(config)
-    task = asyncio.create_task(srv.serve())
-    async with asyncio.timeout(10):
-        while not srv.started:
-            await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}"
-    srv.should_exit = True
-    await asyncio.wait_for(task, timeout=15)
+    async with serve_on_loopback(settings, core) as address:
+        yield address
 
 
 async def ready_valkey(server: str) -> dict[str, Any]:

@@ -8,11 +8,9 @@ default level (info) with the log protection `cronium serve` applies.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
-import secrets
 import shutil
 import tempfile
 import uuid
@@ -26,13 +24,12 @@ import uvicorn
 from websockets.asyncio.client import connect
 
 from cronium.app import create_app
-from cronium.config import Settings, load_settings
 from cronium.core import Core, open_core
 from cronium.engine.node import Node
 from cronium.executors.registry import local_only
 from cronium.logs.server_log import URL_LOGGERS, HideWebhookKeys, protect_server_log
 from cronium.runtime.socket import bind_runtime_socket
-from tests.conftest import PASSWORD, Api, Persona, _admin_exec, pg_url
+from tests.conftest import PASSWORD, Api, Persona, _admin_exec, make_settings, pg_url
 from tests.support.tool_receivers import HttpReceiver, http_receiver
 
 # The loopback receiver (the outside world: a Slack, an API) serves its paths under this;
@@ -117,16 +114,6 @@ async def _server_log() -> AsyncIterator[Records]:
             access.removeFilter(f)
 
 
-def _settings(database_url: str, folder: Path, socket_path: Path) -> Settings:
-    return load_settings(
-        CRONIUM_RUNTIME_SOCKET=str(socket_path),
-        DATABASE_URL=database_url,
-        CRONIUM_DATA_DIR=str(folder / "data"),
-        CRONIUM_ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        CRONIUM_SECRET_KEY=secrets.token_urlsafe(40),
-    )
-
-
 def _socket_dir() -> Path:
     """A short folder (Unix socket paths are limited to ~100 bytes; tmp paths are long)."""
     folder = Path(tempfile.mkdtemp(prefix="crn-"))
@@ -140,7 +127,7 @@ async def environment(template_db: str, persona: Persona, folder: Path) -> Async
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, socket_dir, ignore_errors=True)
         database_url = await stack.enter_async_context(_database(template_db))
-        settings = _settings(database_url, folder, socket_dir / "runtime.sock")
+        settings = make_settings(database_url, folder, socket_dir / "runtime.sock")
         core = await open_core(settings, run_migrations=False)
         stack.push_async_callback(core.close)
         runtime = uvicorn.Server(

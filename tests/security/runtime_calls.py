@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.routing import APIRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -28,6 +27,7 @@ from cronium.core import Core
 from cronium.runtime import router as runtime_router
 from cronium.security.tokens import hash_token
 from tests.conftest import PASSWORD, Api, Persona
+from tests.support.loopback import serve_on_loopback
 from tests.support.runs import create_event, run
 
 RUNTIME_PREFIX = runtime_router.router.prefix
@@ -178,16 +178,8 @@ async def snapshot(core: Core) -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture
 async def server(settings: Settings, core: Core) -> AsyncIterator[str]:
     """`host:port` of the app on a loopback TCP port, for WebSocket handshakes."""
-    app = create_app(settings, core=core)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    served = uvicorn.Server(config)
-    task = asyncio.create_task(served.serve())
-    async with asyncio.timeout(10):
-        while not served.started:
-            await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{served.servers[0].sockets[0].getsockname()[1]}"
-    served.should_exit = True
-    await asyncio.wait_for(task, timeout=15)
+    async with serve_on_loopback(settings, core) as address:
+        yield address
 
 
 async def websocket_status(url: str, headers: dict[str, str]) -> int:
