@@ -71,6 +71,9 @@ JOB_USER = "65534:65534"  # nobody:nogroup in Debian-based images
 TMPFS_SIZE = "256m"  # per mount; tmpfs pages count against the memory limit anyway
 DOCKER_CALL_TIMEOUT_S = 60.0  # create / archive / start / remove; wait and output are unbounded
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# A SIGKILLed job: how often, and how far apart, to look for the engine's OOMKilled flag.
+OOM_FLAG_CHECKS = 10
+OOM_FLAG_INTERVAL_S = 0.1
 
 LABEL_EXECUTION = "cronium.execution"
 LABEL_JOB = "cronium.job"
@@ -417,10 +420,18 @@ class ContainerExecutor(Executor[ContainerHandle]):
             raise
 
     async def _explain_kill(self, handle: ContainerHandle) -> None:
-        """Exit 137 is SIGKILL: say so when the kernel's OOM killer did it."""
+        """Exit 137 is SIGKILL: say so when the kernel's OOM killer did it.
+
+        The engine handles the exit and the OOM event separately, so the wait can answer
+        before `OOMKilled` is set: look a few times over a short while before deciding.
+        """
         with contextlib.suppress(*_ENGINE_ERRORS, TimeoutError):
             async with asyncio.timeout(5):
-                info = await handle.container.show()
+                for _ in range(OOM_FLAG_CHECKS):
+                    info = await handle.container.show()
+                    if info.get("State", {}).get("OOMKilled"):
+                        break
+                    await asyncio.sleep(OOM_FLAG_INTERVAL_S)
             if info.get("State", {}).get("OOMKilled") and handle.sink is not None:
                 limit_mb = info.get("HostConfig", {}).get("Memory", 0) // (1024 * 1024)
                 await handle.sink(
